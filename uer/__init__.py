@@ -1,0 +1,3 @@
+"""uer: a modular pretraining toolkit (UER-py / TencentPretrain lineage)."""
+
+__version__ = "0.1.0"

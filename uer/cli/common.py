@@ -1,0 +1,43 @@
+"""Shared command-line plumbing: error reporting, logging, UER-py compatible flag groups."""
+
+import argparse
+import functools
+import logging
+import sys
+from typing import Callable, List, Optional
+
+from uer.errors import UerError
+
+logger = logging.getLogger("uer")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
+                            datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+def cli_entry(main: Callable[[Optional[List[str]]], object]):
+    """Wrap a ``main(argv)`` so that a ``UerError`` becomes one clear line and exit status 2,
+    never a traceback from deep inside the library."""
+
+    @functools.wraps(main)
+    def wrapper(argv: Optional[List[str]] = None):
+        setup_logging()
+        try:
+            return main(argv)
+        except UerError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2)
+    return wrapper
+
+
+def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tokenizer")
+    group.add_argument("--vocab_path", default=None, help="WordPiece-style vocabulary, one token per line.")
+    group.add_argument("--spm_model_path", default=None, help="SentencePiece model (used instead of the vocab).")
+    group.add_argument("--tokenizer", default="bert", help="bert | char | space | spm (default bert).")
+    group.add_argument("--do_lower_case", dest="do_lower_case", action="store_true", default=True,
+                       help="Lower-case and strip accents before WordPiece (default).")
+    group.add_argument("--no_lower_case", dest="do_lower_case", action="store_false",
+                       help="Keep case (cased English vocabularies).")

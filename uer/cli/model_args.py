@@ -1,0 +1,88 @@
+"""Command-line overrides of model config keys, as in UER-py: ``--hidden_size 256``,
+``--embedding word pos``, ``--tie_weights`` ... win over the JSON config."""
+
+import argparse
+import dataclasses
+import os
+import re
+import typing
+from typing import Dict, Optional
+
+from uer.config import MaskingConfig, ModelConfig, load_config
+from uer.errors import ConfigError
+
+MASKING_FLAGS = {"mask_prob": float, "whole_word_masking": bool, "span_masking": bool,
+                 "span_geo_prob": float, "span_max_length": int}
+
+
+def add_model_override_args(parser: argparse.ArgumentParser, masking: bool = False) -> None:
+    """One ``--key`` per ModelConfig field not already defined by the parser (default: not given)."""
+    group = parser.add_argument_group("model config overrides (win over --config_path)")
+    taken = {a.dest for a in parser._actions}
+    hints = typing.get_type_hints(ModelConfig)
+    for f in dataclasses.fields(ModelConfig):
+        if f.name in taken or dataclasses.is_dataclass(hints[f.name]):
+            continue
+        tp = hints[f.name]
+        if tp is bool:
+            group.add_argument(f"--{f.name}", type=_bool, nargs="?", const=True, default=argparse.SUPPRESS,
+                               help="true/false (the flag alone means true)")
+        elif typing.get_origin(tp) in (list, typing.List):
+            group.add_argument(f"--{f.name}", nargs="+", default=argparse.SUPPRESS)
+        else:
+            group.add_argument(f"--{f.name}", type=tp, default=argparse.SUPPRESS)
+    if masking:
+        mg = parser.add_argument_group("masking (collator; default: the dataset's preprocess flags, then the config)")
+        mg.add_argument("--dynamic_masking", action="store_true",
+                        help="Accepted for UER-py compatibility: uer always masks dynamically.")
+        mg.add_argument("--mask_prob", type=float, default=argparse.SUPPRESS)
+        mg.add_argument("--whole_word_masking", action="store_true", default=argparse.SUPPRESS)
+        mg.add_argument("--span_masking", action="store_true", default=argparse.SUPPRESS)
+        mg.add_argument("--span_geo_prob", type=float, default=argparse.SUPPRESS)
+        mg.add_argument("--span_max_length", type=int, default=argparse.SUPPRESS)
+
+
+def _bool(text: str) -> bool:
+    if isinstance(text, bool):
+        return text
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def model_overrides(args: argparse.Namespace) -> Dict[str, object]:
+    names = {f.name for f in dataclasses.fields(ModelConfig)} | set(MASKING_FLAGS)
+    return {k: v for k, v in vars(args).items() if k in names and k != "masking" and v is not None}
+
+
+def find_config_for(weights_path: Optional[str]) -> Optional[str]:
+    """The resolved config pretrain.py wrote beside a checkpoint (``out.bin-500`` -> ``out.bin.config.json``)."""
+    if not weights_path:
+        return None
+    prefix = re.sub(r"-\d+$", "", weights_path)
+    for candidate in (prefix + ".config.json", weights_path + ".config.json"):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def resolve_model_config(args: argparse.Namespace, weights_path: Optional[str] = None) -> ModelConfig:
+    path = args.config_path or find_config_for(weights_path)
+    if path is None:
+        raise ConfigError("--config_path is required (e.g. models/bert/base.json); no config was found "
+                          f"beside {weights_path or 'the model'}")
+    return load_config(path, model_overrides(args))
+
+
+def set_vocab_size(config: ModelConfig, vocab_size: int, source: str) -> None:
+    if config.vocab_size and config.vocab_size != vocab_size:
+        raise ConfigError(f"the model config says vocab_size {config.vocab_size} but the vocabulary "
+                          f"{source} has {vocab_size} tokens; use the vocabulary the model was trained "
+                          "with, or remove vocab_size from the config")
+    config.vocab_size = vocab_size
+
+
+__all__ = ["add_model_override_args", "model_overrides", "resolve_model_config", "find_config_for",
+           "set_vocab_size", "MaskingConfig"]

@@ -1,0 +1,79 @@
+"""``preprocess.py``: raw corpus -> indexed dataset directory.  Flags keep UER-py's names."""
+
+import argparse
+from typing import List, Optional
+
+from uer.cli.common import add_tokenizer_args, cli_entry
+from uer.registry import PROCESSORS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The processors register themselves on import; the help lists them.
+    import uer.data.processors  # noqa: F401
+
+    parser = argparse.ArgumentParser(
+        description="Tokenize a raw corpus and write an indexed, memory-mapped dataset directory "
+                    "for pretrain.py.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--corpus_path", required=True, help="Raw text corpus (UTF-8).")
+    parser.add_argument("--dataset_path", default="dataset",
+                        help="Output dataset directory (written atomically; a previous dataset "
+                             "there is replaced on success).")
+    add_tokenizer_args(parser)
+    _add_processing_args(parser)
+    _add_masking_args(parser)
+    return parser
+
+
+def _add_processing_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("processing")
+    # No argparse `choices`: the registry's error lists the valid names and suggests the closest.
+    group.add_argument("--data_processor", default="bert",
+                       help="Instance builder: " + ", ".join(PROCESSORS.names()) + ".")
+    group.add_argument("--seq_length", type=int, default=128, help="Sequence length of instances.")
+    group.add_argument("--tgt_seq_length", type=int, default=128,
+                       help="Target sequence length (recorded in meta.json; not used yet).")
+    group.add_argument("--processes_num", type=int, default=1,
+                       help="Worker processes; the output is identical for any value.")
+    group.add_argument("--seed", type=int, default=7, help="Random seed.")
+    group.add_argument("--dup_factor", type=int, default=1,
+                       help="Build instances from every document this many times, with different "
+                            "random pairings/truncations.")
+    group.add_argument("--short_seq_prob", type=float, default=0.1,
+                       help="Probability of a shorter target length (bert/albert).")
+    group.add_argument("--full_sentences", action="store_true",
+                       help="mlm: pack documents across boundaries ([SEP] between documents).")
+    group.add_argument("--docs_buffer_size", type=int, default=10000,
+                       help="Documents per block sent to a worker; NSP draws random B segments "
+                            "from the same block. Memory grows with it, not with the corpus.")
+
+
+def _add_masking_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "masking", "Masking is applied by the training collator, freshly for every epoch; these "
+                   "flags are recorded in meta.json as pretraining defaults.")
+    group.add_argument("--dynamic_masking", action="store_true",
+                       help="Accepted for UER-py compatibility: masking in uer is always dynamic.")
+    group.add_argument("--whole_word_masking", action="store_true", help="Mask whole words.")
+    group.add_argument("--span_masking", action="store_true", help="Mask spans (SpanBERT).")
+    group.add_argument("--span_geo_prob", type=float, default=0.2,
+                       help="Geometric distribution parameter of span lengths.")
+    group.add_argument("--span_max_length", type=int, default=10, help="Longest masked span.")
+
+
+@cli_entry
+def main(argv: Optional[List[str]] = None) -> dict:
+    from uer.data.preprocess import build_dataset
+    from uer.data.tokenizers import build_tokenizer
+
+    args = build_parser().parse_args(argv)
+    PROCESSORS.get(args.data_processor, where="--data_processor")   # fail before loading a vocab
+    tokenizer = build_tokenizer(name=args.tokenizer, vocab_path=args.vocab_path,
+                                spm_model_path=args.spm_model_path, do_lower_case=args.do_lower_case)
+    masking = {"whole_word_masking": args.whole_word_masking, "span_masking": args.span_masking,
+               "span_geo_prob": args.span_geo_prob, "span_max_length": args.span_max_length}
+    return build_dataset(args.corpus_path, args.dataset_path, tokenizer, args.data_processor,
+                         args.seq_length, processes_num=args.processes_num, seed=args.seed,
+                         dup_factor=args.dup_factor, short_seq_prob=args.short_seq_prob,
+                         full_sentences=args.full_sentences, docs_buffer_size=args.docs_buffer_size,
+                         masking=masking, tgt_seq_length=args.tgt_seq_length)

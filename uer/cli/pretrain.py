@@ -1,0 +1,209 @@
+"""pretrain.py: dataset + JSON model config -> checkpoints (UER-py flag names)."""
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+from typing import List, Optional
+
+import torch
+
+from uer.cli.common import add_tokenizer_args, cli_entry
+from uer.cli.model_args import add_model_override_args, resolve_model_config, set_vocab_size
+from uer.config import ModelConfig, save_config
+from uer.data.collator import PretrainCollator
+from uer.data.dataset import IndexedDataset
+from uer.data.sampler import BatchSampler, CollatedBatches
+from uer.data.tokenizers import build_tokenizer
+from uer.errors import ConfigError, DataError
+from uer.models import build_model
+from uer.models.weights import load_weights
+from uer.training.checkpoint import CheckpointManager
+from uer.training.engines import LocalEngine
+from uer.training.metrics import MetricsLog
+from uer.training.optim import build_optimizer
+from uer.training.schedules import build_scheduler
+from uer.training.trainer import Trainer, TrainerConfig
+from uer.utils import atomic_write_text, set_seed
+
+logger = logging.getLogger("uer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Pretrain a model on a dataset built by preprocess.py.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset_path", default="dataset", help="Directory written by preprocess.py.")
+    p.add_argument("--config_path", default=None, help="Model config JSON/YAML, e.g. models/bert/base.json.")
+    p.add_argument("--output_model_path", default="models/output_model.bin",
+                   help="Final weights; checkpoints are written as <path>-<step>.")
+    p.add_argument("--pretrained_model_path", default=None, help="Initialise from these weights.")
+    p.add_argument("--resume", nargs="?", const="latest", default=None,
+                   help="Continue an interrupted run: the latest <output_model_path>-N.state.pt, or a given state file.")
+    add_tokenizer_args(p)
+    t = p.add_argument_group("training")
+    t.add_argument("--total_steps", type=int, default=100000)
+    t.add_argument("--save_checkpoint_steps", type=int, default=10000)
+    t.add_argument("--report_steps", type=int, default=100)
+    t.add_argument("--batch_size", type=int, default=32, help="Per process, per micro-batch.")
+    t.add_argument("--accumulation_steps", type=int, default=1)
+    t.add_argument("--learning_rate", type=float, default=1e-4)
+    t.add_argument("--warmup", type=float, default=0.1, help="Warm-up as a fraction of total_steps (UER-py).")
+    t.add_argument("--scheduler", default="linear",
+                   help="linear | cosine | constant | constant_with_warmup | inverse_sqrt | polynomial")
+    t.add_argument("--poly_power", type=float, default=1.0, help="Power of the polynomial schedule.")
+    t.add_argument("--lr_end_ratio", type=float, default=0.0, help="Final lr / lr for polynomial.")
+    t.add_argument("--optimizer", default="adamw", choices=["adamw"])
+    t.add_argument("--weight_decay", type=float, default=0.01)
+    t.add_argument("--beta1", type=float, default=0.9)
+    t.add_argument("--beta2", type=float, default=0.999)
+    t.add_argument("--adam_epsilon", type=float, default=1e-6)
+    t.add_argument("--max_grad_norm", type=float, default=1.0, help="Clip threshold; 0 disables clipping.")
+    t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    t.add_argument("--fp16", action="store_true", help="UER-py flag: same as --precision fp16.")
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--num_workers", type=int, default=1, help="DataLoader worker processes.")
+    t.add_argument("--activation_checkpointing", action="store_true",
+                   help="Recompute transformer layers in backward to save memory.")
+    t.add_argument("--peak_tflops", type=float, default=0.0,
+                   help="Peak TFLOP/s of one device, to report MFU (0: auto for known GPUs).")
+    t.add_argument("--seq_length", type=int, default=None,
+                   help="Checked against the dataset (sequence length is fixed by preprocess.py).")
+    t.add_argument("--data_processor", default=None, help="Checked against the dataset's processor.")
+    add_model_override_args(p, masking=True)
+    return p
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available; use --device cpu")
+    return device
+
+
+def peak_tflops(device: torch.device, precision: str) -> float:
+    """Dense bf16/fp16 tensor-core peaks of common GPUs (fp32 runs report against the same)."""
+    if device.type != "cuda":
+        return 0.0
+    name = torch.cuda.get_device_name(device)
+    for key, value in (("H200", 989.0), ("H100", 989.0), ("A100", 312.0), ("A800", 312.0),
+                       ("L40", 181.0), ("4090", 165.0), ("V100", 125.0), ("A10", 125.0)):
+        if key in name:
+            return value
+    return 0.0
+
+
+def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path: str) -> None:
+    recorded = meta.get("tokenizer", {})
+    if recorded.get("fingerprint") and recorded["fingerprint"] != tokenizer.fingerprint():
+        raise DataError(f"dataset {dataset_path} was built with a different vocabulary/tokenizer "
+                        f"({recorded.get('name')}, {recorded.get('vocab_size')} tokens) than the one given "
+                        f"here ({tokenizer.describe()['name']}, {len(tokenizer.vocab)} tokens); pass the "
+                        "--vocab_path/--spm_model_path used by preprocess.py or rebuild the dataset")
+    seq_length = int(meta.get("seq_length", 0))
+    if args.seq_length is not None and args.seq_length != seq_length:
+        raise DataError(f"--seq_length {args.seq_length} differs from the dataset's {seq_length} "
+                        f"({dataset_path}); sequence length is fixed by preprocess.py — rebuild the dataset "
+                        "or drop the flag")
+    if seq_length > config.max_seq_length:
+        raise DataError(f"dataset {dataset_path} holds sequences of {seq_length} tokens but the model's "
+                        f"max_seq_length is {config.max_seq_length}; rebuild with --seq_length "
+                        f"{config.max_seq_length} or raise max_seq_length")
+    processor = meta.get("processor")
+    if args.data_processor and args.data_processor != processor:
+        raise DataError(f"--data_processor {args.data_processor} but dataset {dataset_path} was built by the "
+                        f"'{processor}' processor; rebuild it or drop the flag")
+    if "lm" in config.target and processor != "lm":
+        raise DataError(f"target 'lm' needs a dataset built with --data_processor lm; {dataset_path} was "
+                        f"built by '{processor}'")
+    if "lm" not in config.target and processor == "lm":
+        raise DataError(f"dataset {dataset_path} was built by the 'lm' processor for a causal LM, but the "
+                        f"targets are {config.target}; use --data_processor mlm/bert for masked LM")
+
+
+def apply_dataset_masking(config: ModelConfig, meta: dict, args) -> None:
+    """Masking flags given to preprocess.py are defaults here; flags given now win."""
+    recorded = meta.get("masking", {})
+    given = vars(args)
+    for key in ("whole_word_masking", "span_masking", "span_geo_prob", "span_max_length"):
+        if key not in given and key in recorded and recorded[key] not in (None, False):
+            setattr(config.masking, key, recorded[key])
+
+
+@cli_entry
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = build_parser().parse_args(argv)
+    if args.fp16:
+        args.precision = "fp16"
+    for key in ("total_steps", "batch_size", "accumulation_steps", "report_steps", "save_checkpoint_steps"):
+        if getattr(args, key) <= 0:
+            raise ConfigError(f"--{key} must be positive, got {getattr(args, key)}")
+    if not 0 <= args.warmup <= 1:
+        raise ConfigError(f"--warmup is a fraction of --total_steps in [0, 1], got {args.warmup}")
+    set_seed(args.seed)
+    device = pick_device(args.device)
+
+    tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
+    dataset = IndexedDataset(args.dataset_path)
+    config = resolve_model_config(args)
+    set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
+    check_dataset(dataset.meta, tokenizer, args, config, args.dataset_path)
+    apply_dataset_masking(config, dataset.meta, args)
+    config.data_processor = dataset.meta.get("processor", config.data_processor)
+
+    model = build_model(config)
+    model.encoder.activation_checkpointing = args.activation_checkpointing
+    if args.pretrained_model_path and not args.resume:
+        load_weights(model, args.pretrained_model_path)
+        logger.info("initialised from %s", args.pretrained_model_path)
+    model.to(device)
+    optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
+                                args.adam_epsilon)
+    scheduler = build_scheduler(optimizer, args.scheduler, int(args.warmup * args.total_steps),
+                                args.total_steps, args.poly_power, args.lr_end_ratio)
+    engine = LocalEngine(model, optimizer, scheduler, device, args.precision, args.max_grad_norm,
+                         args.accumulation_steps)
+
+    collator = PretrainCollator(tokenizer.vocab, config.target, config.masking, args.seed, dataset.fields)
+    sampler = BatchSampler(len(dataset), args.batch_size, args.seed)
+    checkpoints = CheckpointManager(args.output_model_path)
+    run_info = {"model_config": config.to_dict(), "args": {k: v for k, v in vars(args).items()}}
+
+    state = None
+    if args.resume:
+        path = checkpoints.latest() if args.resume == "latest" else args.resume
+        if path is None:
+            raise DataError(f"--resume: no checkpoint {args.output_model_path}-N.state.pt found; start "
+                            "without --resume")
+        state = CheckpointManager.load(path)
+        saved = state.get("run_info", {}).get("model_config")
+        if saved and saved != config.to_dict():
+            raise ConfigError(f"--resume: {path} was written with a different model config; resume with "
+                              "the same --config_path and overrides")
+        load_weights(model, state["model"])
+    metrics = MetricsLog(args.output_model_path + ".metrics.jsonl",
+                         resume_step=int(state["step"]) if state else None)
+    save_config(config, args.output_model_path + ".config.json")
+    atomic_write_text(args.output_model_path + ".run.json", json.dumps(run_info, indent=2, default=str) + "\n")
+
+    trainer = Trainer(engine, CollatedBatches(dataset, collator), sampler,
+                      TrainerConfig(total_steps=args.total_steps, accumulation_steps=args.accumulation_steps,
+                                    report_steps=args.report_steps, save_checkpoint_steps=args.save_checkpoint_steps,
+                                    num_workers=args.num_workers,
+                                    peak_tflops=args.peak_tflops or peak_tflops(device, args.precision)),
+                      checkpoints=checkpoints, metrics=metrics,
+                      flops_per_token=lambda L: model.flops_per_token(L, config.masking.mask_prob),
+                      run_info=run_info)
+    if state is not None:
+        trainer.restore(state)
+        logger.info("resumed from %s at step %d", args.resume if args.resume != "latest" else "latest", trainer.step)
+    params = sum(p.numel() for p in model.parameters())
+    logger.info("model: %.2fM parameters, targets %s; dataset: %d instances (%s); device %s, %s",
+                params / 1e6, config.target, len(dataset), dataset.meta.get("processor"), device, args.precision)
+    last = trainer.train()
+    checkpoints.save_final(model)
+    logger.info("final model written to %s", args.output_model_path)
+    return last

@@ -1,0 +1,307 @@
+"""Typed model configuration: dataclasses, JSON/YAML loading, validation.
+
+Model configs use UER-py / TencentPretrain key names (``emb_size``, ``heads_num``, ``embedding``,
+``target`` ...) so that their users' JSON files load unchanged.  Every key is checked against the
+schema: an unknown key, a value of the wrong type or an impossible combination fails with the file,
+the key and the fix — at load time, before any model is built.
+"""
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from uer.errors import ConfigError
+
+HIDDEN_ACTS = ("gelu", "gelu_fast", "gelu_new", "relu", "silu", "swish", "tanh")
+MASK_KINDS = ("fully_visible", "causal", "causal_with_prefix")
+LAYERNORM_KINDS = ("normal", "rms", "t5")
+FEED_FORWARD_KINDS = ("dense", "gated")
+POOLING_KINDS = ("first", "last", "mean", "max")
+
+# UER-py keys that name features this version does not implement: say so instead of "unknown key".
+UNSUPPORTED_UER_KEYS = {
+    "decoder": "encoder-decoder models", "tgt_embedding": "encoder-decoder models",
+    "decoder_layers_num": "encoder-decoder models", "share_embedding": "encoder-decoder models",
+    "relative_position_embedding": "T5 relative position buckets",
+    "rotary_position_embedding": "rotary position embeddings",
+    "alibi_position_embedding": "ALiBi", "is_moe": "mixture-of-experts layers",
+    "has_residual_attention": "residual attention", "remove_attention_scale": "unscaled attention",
+}
+
+# Older UER-py configs name whole stacks in one string.
+LEGACY_EMBEDDINGS = {"word_pos_seg": ["word", "pos", "seg"], "word_pos": ["word", "pos"],
+                     "word": ["word"], "word_sinusoidalpos": ["word", "sinusoidalpos"]}
+LEGACY_TARGETS = {"bert": ["mlm", "sp"], "albert": ["mlm", "sp"], "mlm": ["mlm"], "lm": ["lm"],
+                  "cls": ["cls"], "sp": ["sp"]}
+
+
+@dataclass
+class MaskingConfig:
+    """How the collator corrupts inputs for masked-LM targets (BERT defaults)."""
+    mask_prob: float = 0.15          # fraction of maskable tokens selected for prediction
+    replace_mask: float = 0.8        # of the selected: replaced by [MASK]
+    replace_random: float = 0.1      # of the selected: replaced by a random token (rest: kept)
+    whole_word_masking: bool = False  # select whole words (WordPiece ## / SentencePiece ▁ boundaries)
+    span_masking: bool = False       # select contiguous spans with geometric lengths (SpanBERT)
+    span_geo_prob: float = 0.2
+    span_max_length: int = 10
+
+
+@dataclass
+class ModelConfig:
+    # --- embedding -------------------------------------------------------------------------------
+    embedding: List[str] = field(default_factory=lambda: ["word", "pos", "seg"])
+    vocab_size: int = 0              # 0: taken from the vocabulary when the model is built
+    emb_size: int = 768
+    max_seq_length: int = 512
+    remove_embedding_layernorm: bool = False
+    factorized_embedding_parameterization: bool = False   # ALBERT: emb_size -> hidden_size projection
+    # --- encoder ---------------------------------------------------------------------------------
+    encoder: str = "transformer"
+    hidden_size: int = 768
+    feedforward_size: int = 3072
+    heads_num: int = 12
+    attention_head_size: int = 0     # 0: hidden_size // heads_num
+    layers_num: int = 12
+    hidden_act: str = "gelu"
+    dropout: float = 0.1
+    attention_dropout: float = -1.0  # < 0: same as dropout
+    mask: str = "fully_visible"
+    layernorm_positioning: str = "post"
+    layernorm: str = "normal"
+    layernorm_eps: float = 1e-12
+    feed_forward: str = "dense"
+    remove_transformer_bias: bool = False
+    parameter_sharing: bool = False   # ALBERT cross-layer sharing
+    # --- targets ---------------------------------------------------------------------------------
+    target: List[str] = field(default_factory=lambda: ["mlm", "sp"])
+    tie_weights: bool = True
+    has_lmtarget_bias: bool = False
+    pooling: str = "first"
+    labels_num: int = 2
+    data_processor: str = ""         # the processor the targets expect (informative, checked at pretrain)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+
+    # --- derived ---------------------------------------------------------------------------------
+    @property
+    def head_size(self) -> int:
+        return self.attention_head_size or self.hidden_size // self.heads_num
+
+    @property
+    def attention_dropout_prob(self) -> float:
+        return self.dropout if self.attention_dropout < 0 else self.attention_dropout
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """Embedding / output rows, rounded up to a multiple of 64 for fast matrix kernels."""
+        return int(math.ceil(self.vocab_size / 64.0) * 64)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading
+# ------------------------------------------------------------------------------------------------
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (list, List):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(value, tp, where: str):
+    """Check ``value`` against the dataclass field type ``tp``; return the (lightly coerced) value."""
+    origin = typing.get_origin(tp)
+    if origin in (list, List):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be {_type_name(tp)}, got {value!r}")
+        item = typing.get_args(tp)[0]
+        return [_coerce(v, item, where) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    raise TypeError(f"unsupported config field type {tp}")
+
+
+def _from_dict(cls, data: Dict[str, Any], source: str):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{source}, key '{key}'"
+        if key not in fields:
+            if key in UNSUPPORTED_UER_KEYS:
+                raise ConfigError(f"{where}: {UNSUPPORTED_UER_KEYS[key]} are not supported by this "
+                                  "version of uer; remove the key")
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{where}: unknown key.{hint} Valid keys are listed in docs/models.md.")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where} must be an object with keys "
+                                  f"{[f.name for f in dataclasses.fields(tp)]}")
+            kwargs[key] = _from_dict(tp, value, f"{source}, '{key}'")
+        else:
+            kwargs[key] = _coerce(value, tp, where)
+    return cls(**kwargs)
+
+
+def _read_file(path: str) -> Dict[str, Any]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path} does not exist (--config_path); the shipped configs "
+                          "are under models/, e.g. models/bert/base.json")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}{line}: not valid YAML ({e}); fix the syntax")
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path} line {e.lineno} column {e.colno}: not valid JSON ({e.msg}); "
+                              "fix the syntax (trailing commas and comments are not allowed in JSON)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a model config must be a JSON object of keys, got {type(data).__name__}")
+    return data
+
+
+def normalize_legacy(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Accept UER-py's older single-string names ("word_pos_seg", target "bert")."""
+    data = dict(data)
+    if isinstance(data.get("embedding"), str) and data["embedding"] in LEGACY_EMBEDDINGS:
+        data["embedding"] = LEGACY_EMBEDDINGS[data["embedding"]]
+    if isinstance(data.get("target"), str) and data["target"] in LEGACY_TARGETS:
+        data["target"] = LEGACY_TARGETS[data["target"]]
+    if data.get("layernorm_positioning") == "normal":
+        data["layernorm_positioning"] = "post"
+    return data
+
+
+def config_from_dict(data: Dict[str, Any], source: str = "<config>") -> ModelConfig:
+    config = _from_dict(ModelConfig, normalize_legacy(data), source)
+    validate(config, source)
+    return config
+
+
+def load_config(path: str, overrides: Optional[Dict[str, Any]] = None) -> ModelConfig:
+    """Load ``path`` (JSON or YAML); ``overrides`` (e.g. from the command line) win over the file."""
+    data = _read_file(path)
+    source = path
+    if overrides:
+        data = dict(data)
+        masking = dict(data.get("masking") or {})
+        for key, value in overrides.items():
+            if key in {f.name for f in dataclasses.fields(MaskingConfig)}:
+                masking[key] = value
+            else:
+                data[key] = value
+        if masking:
+            data["masking"] = masking
+        source = f"{path} (with command-line overrides {sorted(overrides)})"
+    return config_from_dict(data, source)
+
+
+def save_config(config: ModelConfig, path: str) -> None:
+    from uer.utils import atomic_write_text
+    atomic_write_text(path, json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------------
+
+def _choice(source: str, key: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"{source}, key '{key}': '{value}' is not one of {', '.join(choices)}")
+
+
+def validate(config: ModelConfig, source: str = "<config>") -> None:
+    # Registries are filled by importing the module packages.
+    import uer.modules  # noqa: F401  (registers embeddings, encoders, targets)
+    from uer.registry import EMBEDDINGS, ENCODERS, TARGETS
+
+    c = config
+    for name in c.embedding:
+        EMBEDDINGS.get(name, where=f"{source}, key 'embedding'")
+    ENCODERS.get(c.encoder, where=f"{source}, key 'encoder'")
+    for name in c.target:
+        TARGETS.get(name, where=f"{source}, key 'target'")
+    if not c.embedding or "word" not in c.embedding:
+        raise ConfigError(f"{source}, key 'embedding': must include \"word\", got {c.embedding}")
+    if not c.target:
+        raise ConfigError(f"{source}, key 'target': name at least one target, e.g. [\"mlm\"]")
+    _choice(source, "hidden_act", c.hidden_act, HIDDEN_ACTS)
+    _choice(source, "mask", c.mask, MASK_KINDS)
+    _choice(source, "layernorm_positioning", c.layernorm_positioning, ("pre", "post"))
+    _choice(source, "layernorm", c.layernorm, LAYERNORM_KINDS)
+    _choice(source, "feed_forward", c.feed_forward, FEED_FORWARD_KINDS)
+    _choice(source, "pooling", c.pooling, POOLING_KINDS)
+    for key in ("emb_size", "hidden_size", "feedforward_size", "heads_num", "layers_num", "max_seq_length"):
+        if getattr(c, key) <= 0:
+            raise ConfigError(f"{source}, key '{key}': must be positive, got {getattr(c, key)}")
+    if c.vocab_size < 0:
+        raise ConfigError(f"{source}, key 'vocab_size': must be ≥ 0 (0 = from the vocabulary)")
+    if c.attention_head_size == 0 and c.hidden_size % c.heads_num:
+        raise ConfigError(f"{source}, keys 'hidden_size'/'heads_num': hidden_size {c.hidden_size} is not "
+                          f"divisible by heads_num {c.heads_num}; change heads_num (e.g. "
+                          f"{_divisor_hint(c.hidden_size, c.heads_num)}) or set attention_head_size")
+    if not 0.0 <= c.dropout < 1.0:
+        raise ConfigError(f"{source}, key 'dropout': must be in [0, 1), got {c.dropout}")
+    if c.attention_dropout >= 1.0:
+        raise ConfigError(f"{source}, key 'attention_dropout': must be < 1, got {c.attention_dropout}")
+    if c.emb_size != c.hidden_size and not c.factorized_embedding_parameterization:
+        raise ConfigError(f"{source}: emb_size {c.emb_size} differs from hidden_size {c.hidden_size}; "
+                          "set \"factorized_embedding_parameterization\": true (ALBERT) or make them equal")
+    if "lm" in c.target and c.mask == "fully_visible":
+        raise ConfigError(f"{source}: target 'lm' with mask 'fully_visible' lets every position see the "
+                          "token it must predict; set \"mask\": \"causal\"")
+    if "mlm" in c.target and c.mask == "causal":
+        raise ConfigError(f"{source}: target 'mlm' with mask 'causal' hides the right context a masked "
+                          "LM needs; set \"mask\": \"fully_visible\"")
+    if c.labels_num < 2 and "cls" in c.target:
+        raise ConfigError(f"{source}, key 'labels_num': a classifier needs at least 2 labels")
+    m = c.masking
+    if not 0.0 < m.mask_prob < 1.0:
+        raise ConfigError(f"{source}, key 'masking.mask_prob': must be in (0, 1), got {m.mask_prob}")
+    if m.replace_mask < 0 or m.replace_random < 0 or m.replace_mask + m.replace_random > 1.0 + 1e-9:
+        raise ConfigError(f"{source}, keys 'masking.replace_mask'/'replace_random': need two fractions ≥ 0 "
+                          f"summing to at most 1 (the rest is kept), got {m.replace_mask}, {m.replace_random}")
+    if m.span_masking and not (0.0 < m.span_geo_prob <= 1.0 and m.span_max_length >= 1):
+        raise ConfigError(f"{source}, keys 'masking.span_geo_prob'/'span_max_length': need 0 < p ≤ 1 and "
+                          "max length ≥ 1")
+
+
+def _divisor_hint(hidden: int, heads: int) -> int:
+    divisors = [d for d in range(1, hidden + 1) if hidden % d == 0]
+    return min(divisors, key=lambda d: abs(d - heads))

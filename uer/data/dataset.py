@@ -1,0 +1,218 @@
+"""The indexed, memory-mapped dataset format written by preprocess.py and read by pretrain.py.
+
+A dataset is a directory::
+
+    meta.json                format version, processor, tokenizer fingerprint, seq lengths, counts
+    shard_00000.tokens.bin   token ids of every instance of the shard, back to back (uint16/uint32)
+    shard_00000.index.bin    int64 rows, one per instance: (offset, length) for each token stream,
+                             then the instance's integer fields (e.g. segment-A length, NSP label)
+
+Instances are read by global index through ``np.memmap``, so a rank touches only the pages of the
+instances it is given and memory does not grow with the dataset.  The writer fills a temporary
+sibling directory and renames it into place on success, so a failed run leaves nothing behind.
+"""
+
+import json
+import os
+import shutil
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from uer.errors import DataError
+
+FORMAT_NAME = "uer-dataset"
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+
+
+def token_dtype_for(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
+
+
+class DatasetWriter:
+    """Streams instances into shards.  Use as a context manager: an exception aborts and removes the
+    partial output, a clean exit publishes the directory atomically."""
+
+    def __init__(self, path: str, streams: Sequence[str], fields: Sequence[str], vocab_size: int,
+                 meta: Optional[dict] = None, shard_max_tokens: int = 1 << 28):
+        self.path = os.path.abspath(path)
+        self.streams = list(streams)
+        self.fields = list(fields)
+        self.dtype = token_dtype_for(vocab_size)
+        self.extra_meta = dict(meta or {})
+        self.shard_max_tokens = shard_max_tokens
+        parent = os.path.dirname(self.path)
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+        self.tmp_path = f"{self.path}.tmp-{os.getpid()}-{int(time.time() * 1000)}"
+        os.makedirs(self.tmp_path)
+        self.shards: List[dict] = []
+        self._tokens_file = None
+        self._index_file = None
+        self._shard_tokens = 0
+        self._shard_instances = 0
+        self.instances = 0
+        self.tokens = 0
+        self.max_length: Dict[str, int] = {s: 0 for s in self.streams}
+        self._vocab_limit = vocab_size
+
+    # -- shards ---------------------------------------------------------------------------------
+    def _open_shard(self):
+        name = f"shard_{len(self.shards):05d}"
+        self._tokens_file = open(os.path.join(self.tmp_path, name + ".tokens.bin"), "wb")
+        self._index_file = open(os.path.join(self.tmp_path, name + ".index.bin"), "wb")
+        self.shards.append({"name": name, "instances": 0, "tokens": 0})
+        self._shard_tokens = 0
+        self._shard_instances = 0
+
+    def _close_shard(self):
+        if self._tokens_file is None:
+            return
+        self._tokens_file.close()
+        self._index_file.close()
+        self.shards[-1].update(instances=self._shard_instances, tokens=self._shard_tokens)
+        self._tokens_file = self._index_file = None
+
+    def add(self, streams: Dict[str, Sequence[int]], fields: Sequence[int] = ()):
+        """Append one instance: ``streams`` maps every stream name to its token ids, ``fields`` gives
+        the integer fields in the order declared at construction."""
+        if len(fields) != len(self.fields):
+            raise ValueError(f"expected fields {self.fields}, got {list(fields)}")
+        if self._tokens_file is None or self._shard_tokens >= self.shard_max_tokens:
+            self._close_shard()
+            self._open_shard()
+        row = []
+        for name in self.streams:
+            ids = np.asarray(streams[name], dtype=np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= self._vocab_limit):
+                raise ValueError(f"token id out of range [0, {self._vocab_limit}) in stream '{name}'")
+            row.extend([self._shard_tokens, ids.size])
+            self._tokens_file.write(ids.astype(self.dtype).tobytes())
+            self._shard_tokens += ids.size
+            self.tokens += ids.size
+            self.max_length[name] = max(self.max_length[name], int(ids.size))
+        row.extend(int(f) for f in fields)
+        self._index_file.write(np.asarray(row, dtype=np.int64).tobytes())
+        self._shard_instances += 1
+        self.instances += 1
+
+    # -- publish / abort --------------------------------------------------------------------------
+    def close(self) -> dict:
+        self._close_shard()
+        if self.instances == 0:
+            self.abort()
+            raise DataError(f"no instances were produced for {self.path}: the corpus is empty or every "
+                            "document is too short for the chosen processor and sequence length")
+        meta = dict(self.extra_meta)
+        meta.update(format=FORMAT_NAME, version=FORMAT_VERSION, token_dtype=self.dtype.name,
+                    streams=self.streams, fields=self.fields, shards=self.shards,
+                    instances=self.instances, tokens=self.tokens, max_length=self.max_length)
+        with open(os.path.join(self.tmp_path, META_FILE), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, ensure_ascii=False)
+        if os.path.isdir(self.path):
+            # Replace an older dataset only now that the new one is complete.
+            old = self.path + f".old-{os.getpid()}"
+            os.rename(self.path, old)
+            os.rename(self.tmp_path, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        elif os.path.exists(self.path):
+            self.abort()
+            raise DataError(f"--dataset_path {self.path} exists and is not a dataset directory; "
+                            "remove it or choose another path")
+        else:
+            os.rename(self.tmp_path, self.path)
+        return meta
+
+    def abort(self):
+        for f in (self._tokens_file, self._index_file):
+            if f is not None:
+                f.close()
+        self._tokens_file = self._index_file = None
+        shutil.rmtree(self.tmp_path, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+def read_meta(path: str) -> dict:
+    meta_path = os.path.join(path, META_FILE)
+    if not os.path.isdir(path):
+        raise DataError(f"dataset directory {path} does not exist; build it with preprocess.py "
+                        "--corpus_path ... --dataset_path " + path)
+    if not os.path.isfile(meta_path):
+        raise DataError(f"{path} has no {META_FILE}: it is not a uer dataset (UER-py's dataset.pt "
+                        "pickles are not read; re-run preprocess.py to build one)")
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{meta_path} line {e.lineno}: not valid JSON ({e.msg}); rebuild the dataset")
+    if meta.get("format") != FORMAT_NAME:
+        raise DataError(f"{meta_path}: not a uer dataset (format={meta.get('format')!r})")
+    if meta.get("version") != FORMAT_VERSION:
+        raise DataError(f"{meta_path}: dataset format version {meta.get('version')} is not supported "
+                        f"by this uer (expects {FORMAT_VERSION}); rebuild it with preprocess.py")
+    return meta
+
+
+class IndexedDataset:
+    """Random access to the instances of a dataset directory."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.meta = read_meta(path)
+        self.streams: List[str] = self.meta["streams"]
+        self.fields: List[str] = self.meta["fields"]
+        self.dtype = np.dtype(self.meta["token_dtype"])
+        counts = [s["instances"] for s in self.meta["shards"]]
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._columns = 2 * len(self.streams) + len(self.fields)
+        self._tokens = [None] * len(counts)
+        self._index = [None] * len(counts)
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _shard(self, k: int):
+        if self._tokens[k] is None:
+            name = os.path.join(self.path, self.meta["shards"][k]["name"])
+            try:
+                tokens = np.memmap(name + ".tokens.bin", dtype=self.dtype, mode="r") \
+                    if self.meta["shards"][k]["tokens"] else np.zeros(0, self.dtype)
+                index = np.memmap(name + ".index.bin", dtype=np.int64, mode="r")
+            except (FileNotFoundError, ValueError) as e:
+                raise DataError(f"dataset {self.path} is incomplete ({e}); rebuild it with preprocess.py")
+            if index.size != self.meta["shards"][k]["instances"] * self._columns:
+                raise DataError(f"dataset {self.path}: {name}.index.bin has the wrong size; rebuild it")
+            self._tokens[k], self._index[k] = tokens, index.reshape(-1, self._columns)
+        return self._tokens[k], self._index[k]
+
+    def __getitem__(self, i: int) -> Dict[str, object]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = int(np.searchsorted(self._starts, i, side="right") - 1)
+        tokens, index = self._shard(k)
+        row = index[i - self._starts[k]]
+        item: Dict[str, object] = {}
+        for j, name in enumerate(self.streams):
+            offset, length = int(row[2 * j]), int(row[2 * j + 1])
+            item[name] = np.asarray(tokens[offset:offset + length], dtype=np.int64)
+        for j, name in enumerate(self.fields):
+            item[name] = int(row[2 * len(self.streams) + j])
+        return item
+
+    def __getstate__(self):
+        # Memory maps are reopened lazily in each DataLoader worker rather than pickled.
+        state = dict(self.__dict__)
+        state["_tokens"] = [None] * len(self._tokens)
+        state["_index"] = [None] * len(self._index)
+        return state

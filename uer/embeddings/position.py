@@ -1,0 +1,41 @@
+import math
+
+import torch
+from torch import nn
+
+from uer.config import ModelConfig
+from uer.registry import EMBEDDINGS
+
+
+@EMBEDDINGS.register("pos")
+class PositionEmbedding(nn.Module):
+    """Learned absolute positions (BERT, GPT-2)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.max_seq_length = config.max_seq_length
+        self.embedding = nn.Embedding(config.max_seq_length, config.emb_size)
+
+    def forward(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        length = src.size(1)
+        if length > self.max_seq_length:
+            raise ValueError(f"sequence of {length} tokens exceeds max_seq_length {self.max_seq_length}")
+        return self.embedding(torch.arange(length, device=src.device)).unsqueeze(0)
+
+
+@EMBEDDINGS.register("sinusoidalpos")
+class SinusoidalPositionEmbedding(nn.Module):
+    """Fixed sin/cos positions (Vaswani et al. 2017); no parameters."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        dim, length = config.emb_size, config.max_seq_length
+        position = torch.arange(length, dtype=torch.float).unsqueeze(1)
+        freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float) * (-math.log(10000.0) / dim))
+        table = torch.zeros(length, dim)
+        table[:, 0::2] = torch.sin(position * freq)
+        table[:, 1::2] = torch.cos(position * freq[: dim // 2])
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        return self.table[: src.size(1)].unsqueeze(0)

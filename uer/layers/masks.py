@@ -1,0 +1,43 @@
+"""Attention masks for ``scaled_dot_product_attention``.
+
+An ``AttentionMask`` is built once per forward pass and shared by every layer.  It prefers the
+cheapest form SDPA understands: no mask at all, ``is_causal=True``, or a boolean mask where
+True means "may attend".
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class AttentionMask:
+    attn_mask: Optional[torch.Tensor]  # bool (B, 1, Lq, Lk) or None
+    is_causal: bool = False
+
+
+def build_attention_mask(kind: str, seg: torch.Tensor) -> AttentionMask:
+    """``seg``: (B, L) segment ids with 0 at padding.  ``kind``: fully_visible | causal |
+    causal_with_prefix (segment 1 is the prefix, visible to every position)."""
+    keep = seg > 0                                      # (B, L) real tokens
+    has_padding = not bool(keep.all())
+    length = seg.size(1)
+    if kind == "fully_visible":
+        if not has_padding:
+            return AttentionMask(None)
+        return AttentionMask(keep[:, None, None, :])
+    causal = torch.ones(length, length, dtype=torch.bool, device=seg.device).tril()
+    if kind == "causal":
+        if not has_padding:
+            return AttentionMask(None, is_causal=True)
+        mask = causal[None, None] & keep[:, None, None, :]
+    elif kind == "causal_with_prefix":
+        prefix = (seg == 1)[:, None, None, :]           # keys in the prefix are visible to all
+        mask = (causal[None, None] | prefix) & keep[:, None, None, :]
+    else:
+        raise ValueError(f"unknown mask kind {kind}")
+    # A padding query row may have no visible key (e.g. a left-padded causal row); let it see itself
+    # so softmax never divides by zero.  Its output is ignored downstream.
+    eye = torch.eye(length, dtype=torch.bool, device=seg.device)[None, None]
+    return AttentionMask(mask | eye)

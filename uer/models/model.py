@@ -1,0 +1,60 @@
+"""A model = embedding + encoder + targets, assembled from the registries by name."""
+
+import torch
+from torch import nn
+
+import uer.modules  # noqa: F401  (fills the registries)
+from uer.config import ModelConfig
+from uer.embeddings import Embedding
+from uer.errors import ConfigError
+from uer.registry import ENCODERS
+from uer.targets import TargetSet
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """BERT initialisation: N(0, 0.02) for matrices and embeddings, zero biases, unit norms."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=std)
+
+
+class Model(nn.Module):
+    def __init__(self, config: ModelConfig, with_target: bool = True):
+        super().__init__()
+        if config.vocab_size <= 0:
+            raise ConfigError("the model config has no vocab_size; it is set from the vocabulary "
+                              "(--vocab_path / --spm_model_path) before the model is built")
+        self.config = config
+        self.embedding = Embedding(config)
+        self.encoder = ENCODERS.get(config.encoder)(config)
+        self.target = TargetSet(config, self.embedding) if with_target else None
+        init_weights(self)
+
+    def encode(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        """src, seg: (B, L) -> hidden states (B, L, hidden_size)."""
+        return self.encoder(self.embedding(src, seg), seg)
+
+    def forward(self, batch: dict) -> dict:
+        hidden = self.encode(batch["src"], batch["seg"])
+        return self.target(hidden, batch)
+
+    def flops_per_token(self, seq_len: int, predicted_fraction: float = 0.15) -> float:
+        """Training FLOPs (forward + backward) per input token: 6 x matrix parameters used per token,
+        plus attention scores/values (12 x layers x hidden x seq_len, as in the PaLM appendix), plus
+        the target heads (MLM heads only run at the predicted fraction of positions)."""
+        c = self.config
+        dense = 6.0 * self.encoder.matmul_params_per_token()
+        attention = 12.0 * c.layers_num * c.heads_num * c.head_size * seq_len
+        heads = 0.0
+        if self.target is not None:
+            for name in self.target.names:
+                heads += self.target._modules[name].flops_per_token(c, predicted_fraction)
+        return dense + attention + heads
+
+
+def build_model(config: ModelConfig, with_target: bool = True) -> Model:
+    return Model(config, with_target=with_target)

@@ -1,0 +1,82 @@
+"""Model weight files: saved as plain tensor dicts, loaded without executing pickled code
+(``torch.load(weights_only=True)`` or safetensors), strictly unless the caller names what may
+be missing or ignored."""
+
+import os
+from typing import Dict, Iterable, List, Tuple
+
+import torch
+from torch import nn
+
+from uer.errors import CheckpointError
+from uer.utils import atomic_torch_save
+
+
+def model_state(model: nn.Module) -> Dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def save_weights(model: nn.Module, path: str) -> None:
+    if path.endswith(".safetensors"):
+        from safetensors.torch import save_file
+        tmp = path + ".tmp"
+        save_file({k: v.contiguous() for k, v in model_state(model).items()}, tmp)
+        os.replace(tmp, path)
+    else:
+        atomic_torch_save(model_state(model), path)
+
+
+def read_weights(path: str) -> Dict[str, torch.Tensor]:
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt or foreign file: say which one, not torch's internals
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e)[:200]}. "
+                              "It may be truncated, or not a uer/PyTorch weights file")
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]   # a full training state file
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} is not a dict of tensors (model weights)")
+    return state
+
+
+def _starts(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key.startswith(p) for p in prefixes)
+
+
+def load_weights(model: nn.Module, path_or_state, *, allow_missing: Tuple[str, ...] = (),
+                 ignore_unexpected: Tuple[str, ...] = ()) -> List[str]:
+    """Load strictly.  ``allow_missing``: key prefixes the model may lack in the file (e.g. a new
+    task head); ``ignore_unexpected``: key prefixes of the file to skip (e.g. pretraining targets).
+    Returns the ignored keys.  Any other mismatch raises CheckpointError listing the keys."""
+    source = path_or_state if isinstance(path_or_state, str) else "<state dict>"
+    state = read_weights(path_or_state) if isinstance(path_or_state, str) else path_or_state
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not _starts(k, allow_missing)]
+    unexpected = [k for k in state if k not in own and not _starts(k, ignore_unexpected)]
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing from the file: {_short(missing)}")
+        if unexpected:
+            parts.append(f"not in the model: {_short(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches: {_short(shapes)}")
+        raise CheckpointError(f"checkpoint {source} does not match the model config: "
+                              + "; ".join(parts) + ". Use the --config_path (and vocabulary) the "
+                              "checkpoint was trained with")
+    ignored = [k for k in state if k not in own]
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    return ignored
+
+
+def _short(keys: List[str], n: int = 8) -> str:
+    shown = ", ".join(keys[:n])
+    return shown + (f" ... (+{len(keys) - n} more)" if len(keys) > n else "")

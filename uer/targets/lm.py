@@ -1,0 +1,38 @@
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from uer.config import ModelConfig
+from uer.registry import TARGETS
+from uer.targets.metrics import accuracy
+
+
+@TARGETS.register("lm")
+class LmTarget(nn.Module):
+    """Next-token prediction over every position (``lm_labels`` (B, L), -100 where ignored)."""
+
+    def __init__(self, config: ModelConfig, embedding: nn.Module):
+        super().__init__()
+        self.vocab_size = config.vocab_size
+        self.tied = config.tie_weights and config.emb_size == config.hidden_size
+        if self.tied:
+            self._embedding = [embedding]
+        else:
+            self.output_weight = nn.Parameter(torch.empty(config.padded_vocab_size, config.hidden_size))
+            nn.init.normal_(self.output_weight, std=0.02)
+        self.output_bias = nn.Parameter(torch.zeros(config.padded_vocab_size)) \
+            if config.has_lmtarget_bias else None
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        weight = self._embedding[0].word_weight() if self.tied else self.output_weight
+        return F.linear(hidden, weight, self.output_bias)[..., : self.vocab_size]
+
+    def forward(self, hidden: torch.Tensor, batch: dict) -> dict:
+        labels = batch["lm_labels"]
+        logits = self.logits(hidden)
+        loss = F.cross_entropy(logits.reshape(-1, self.vocab_size).float(), labels.reshape(-1),
+                               ignore_index=-100)
+        return {"loss": loss, "lm_loss": loss.detach(), "lm_acc": accuracy(logits, labels)}
+
+    def flops_per_token(self, config: ModelConfig, predicted_fraction: float) -> float:
+        return 6.0 * config.hidden_size * config.padded_vocab_size

@@ -1,0 +1,51 @@
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from uer.config import ModelConfig
+from uer.layers.activations import ACTIVATIONS
+from uer.layers.norms import build_norm
+from uer.registry import TARGETS
+from uer.targets.metrics import accuracy
+
+
+@TARGETS.register("mlm")
+class MlmTarget(nn.Module):
+    """Masked-LM head.  Logits are computed only at the selected positions: the collator passes a
+    fixed number of positions per sequence (``mlm_positions`` (B, P), ``mlm_labels`` (B, P) with -100
+    for unused slots), so shapes stay static and the vocabulary projection — the dominant cost of a
+    small model — runs on ~15% of the tokens instead of all of them."""
+
+    def __init__(self, config: ModelConfig, embedding: nn.Module):
+        super().__init__()
+        self.vocab_size = config.vocab_size
+        self.linear_1 = nn.Linear(config.hidden_size, config.emb_size)
+        self.act = ACTIVATIONS[config.hidden_act]
+        self.norm = build_norm(config.layernorm, config.emb_size, config.layernorm_eps)
+        self.tied = config.tie_weights
+        if self.tied:
+            self._embedding = [embedding]   # a list: the tied table is not registered twice
+        else:
+            self.output_weight = nn.Parameter(torch.empty(config.padded_vocab_size, config.emb_size))
+            nn.init.normal_(self.output_weight, std=0.02)
+        self.output_bias = nn.Parameter(torch.zeros(config.padded_vocab_size))
+
+    def output_weight_tensor(self) -> torch.Tensor:
+        return self._embedding[0].word_weight() if self.tied else self.output_weight
+
+    def logits(self, hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """hidden (B, L, H), positions (B, P) -> logits (B, P, vocab_size)."""
+        picked = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
+        picked = self.norm(self.act(self.linear_1(picked)))
+        return F.linear(picked, self.output_weight_tensor(), self.output_bias)[..., : self.vocab_size]
+
+    def forward(self, hidden: torch.Tensor, batch: dict) -> dict:
+        labels = batch["mlm_labels"]
+        logits = self.logits(hidden, batch["mlm_positions"])
+        loss = F.cross_entropy(logits.reshape(-1, self.vocab_size).float(), labels.reshape(-1),
+                               ignore_index=-100)
+        return {"loss": loss, "mlm_loss": loss.detach(), "mlm_acc": accuracy(logits, labels)}
+
+    def flops_per_token(self, config: ModelConfig, predicted_fraction: float) -> float:
+        per_prediction = config.hidden_size * config.emb_size + config.emb_size * config.padded_vocab_size
+        return 6.0 * per_prediction * predicted_fraction

@@ -1,0 +1,1 @@
+from uer.training.engines.local import LocalEngine  # noqa: F401

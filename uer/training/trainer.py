@@ -1,0 +1,141 @@
+"""The one training loop: every target, every data processor, every engine.
+
+It pulls collated batches, runs forward/backward through the engine, steps the optimizer every
+``accumulation_steps`` micro-batches, logs every entry the model returns, and writes resumable
+checkpoints.  It knows nothing about models or targets beyond ``out["loss"]``.
+"""
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from uer.errors import UerError
+from uer.data.sampler import BatchSampler, CollatedBatches
+from uer.training.checkpoint import CheckpointManager
+from uer.training.metrics import MetricsLog, RunningMeans, Throughput, format_eta
+from uer.training.rng import rng_state, set_rng_state
+
+logger = logging.getLogger("uer")
+
+
+class TrainingError(UerError):
+    """Training cannot continue (e.g. the loss became NaN)."""
+
+
+def _identity(x):
+    return x
+
+
+@dataclass
+class TrainerConfig:
+    total_steps: int
+    accumulation_steps: int = 1
+    report_steps: int = 100
+    save_checkpoint_steps: int = 10000
+    num_workers: int = 0
+    peak_tflops: float = 0.0      # per device; > 0 enables the MFU column
+
+
+class Trainer:
+    def __init__(self, engine, batches: CollatedBatches, sampler: BatchSampler, cfg: TrainerConfig,
+                 checkpoints: Optional[CheckpointManager] = None, metrics: Optional[MetricsLog] = None,
+                 flops_per_token: Optional[Callable[[int], float]] = None,
+                 run_info: Optional[Dict] = None):
+        self.engine, self.batches, self.sampler, self.cfg = engine, batches, sampler, cfg
+        self.checkpoints, self.metrics = checkpoints, metrics
+        self.flops_per_token = flops_per_token
+        self.run_info = run_info or {}      # resolved config + arguments, stored in every checkpoint
+        self.step = 0
+
+    # -- state ------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"engine": self.engine.state_dict(), "sampler": self.sampler.state_dict(),
+                "rng": rng_state(), "run_info": self.run_info}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a loaded training state (model weights are loaded by the caller)."""
+        self.engine.load_state_dict(state["engine"])
+        self.sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+
+    def save(self) -> None:
+        if self.checkpoints is not None and self.engine.is_main:
+            path = self.checkpoints.save(self.step, self.engine.model, self.state())
+            logger.info("step %d: checkpoint written to %s", self.step, path)
+
+    # -- loop -------------------------------------------------------------------------------------
+    def _loader(self):
+        # A private generator: the loader must not draw from the global RNG, or a resumed run's
+        # dropout masks would differ from the uninterrupted run's.
+        return iter(DataLoader(self.batches, sampler=self.sampler, batch_size=None,
+                               num_workers=self.cfg.num_workers, collate_fn=_identity,
+                               generator=torch.Generator().manual_seed(0),
+                               prefetch_factor=4 if self.cfg.num_workers > 0 else None))
+
+    def train(self) -> Dict[str, float]:
+        cfg, engine = self.cfg, self.engine
+        engine.model.train()
+        batches = self._loader()
+        means, speed = RunningMeans(), Throughput()
+        start_step, start_time = self.step, time.perf_counter()
+        last: Dict[str, float] = {}
+        seq_len = 0
+        while self.step < cfg.total_steps:
+            for _ in range(cfg.accumulation_steps):
+                batch = next(batches)
+                epoch, index = batch.pop("_position")
+                speed.add_tokens(int(batch.pop("tokens")))
+                seq_len = batch["src"].size(1)
+                out = engine.forward(engine.to_device(batch))
+                loss = out["loss"]
+                if not torch.isfinite(loss.detach()).all():
+                    raise TrainingError(f"step {self.step + 1}: the loss is {loss.item()} (epoch {epoch}, "
+                                        f"batch {index}); lower --learning_rate, check the data, or "
+                                        "resume from the last checkpoint")
+                engine.backward(loss)
+                self.sampler.advance(epoch, index)
+                means.add({k: v.item() for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0})
+            grad_norm, skipped = engine.step()
+            self.step += 1
+            means.add({"grad_norm": grad_norm})
+            if self.step % cfg.report_steps == 0 or self.step == cfg.total_steps:
+                last = self._report(means.means(), speed.lap(), seq_len, start_step, start_time)
+                means.reset()
+            if self.step % cfg.save_checkpoint_steps == 0 or self.step == cfg.total_steps:
+                self.save()
+        return last
+
+    def _report(self, values: Dict[str, float], lap: Dict[str, float], seq_len: int,
+                start_step: int, start_time: float) -> Dict[str, float]:
+        done = self.step - start_step
+        elapsed = time.perf_counter() - start_time
+        eta = elapsed / max(done, 1) * (self.cfg.total_steps - self.step)
+        world = self.engine.world_size
+        record = {"step": self.step, "lr": self.engine.learning_rate(), **values,
+                  "tokens_per_s": lap["tokens_per_s"] * world, "skipped_steps": self.engine.skipped_steps}
+        if self.flops_per_token is not None and seq_len:
+            tflops = lap["tokens_per_s"] * self.flops_per_token(seq_len) / 1e12
+            record["tflops_per_device"] = tflops
+            if self.cfg.peak_tflops > 0:
+                record["mfu"] = tflops / self.cfg.peak_tflops
+        if self.engine.is_main:
+            if self.metrics is not None:
+                self.metrics.write(record)
+            shown = " ".join(f"{k} {_fmt(v)}" for k, v in record.items()
+                             if k not in ("step", "skipped_steps") or (k == "skipped_steps" and v))
+            logger.info("step %d/%d | %s | eta %s", self.step, self.cfg.total_steps, shown, format_eta(eta))
+        return record
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.3e}"
+        return f"{v:.4f}" if not math.isnan(v) else "nan"
+    return str(v)
