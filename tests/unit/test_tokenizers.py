@@ -152,7 +152,7 @@ def spm_model(tmp_path_factory) -> str:
              "the five boxing wizards jump quickly"]
     corpus.write_text("\n".join(lines * 30) + "\n", encoding="utf-8")
     prefix = str(d / "tiny")
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=prefix, vocab_size=60, minloglevel=2,
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=prefix, vocab_size=50, minloglevel=2,
                                    num_threads=1, pad_id=0, unk_id=1, pad_piece="[PAD]",
                                    unk_piece="[UNK]", bos_id=-1, eos_id=-1,
                                    user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"])
@@ -236,7 +236,7 @@ def test_fingerprint_and_describe(tmp_path, vocab_file, spm_model):
     assert base.describe() == {"name": "bert", "do_lower_case": True,
                                "vocab_size": len(SPECIALS) + len(WORDS), "fingerprint": base.fingerprint()}
     spm_desc = others[-1].describe()
-    assert spm_desc["name"] == "spm" and spm_desc["vocab_size"] == 60
+    assert spm_desc["name"] == "spm" and spm_desc["vocab_size"] == 50
 
 
 def test_base_tokenizer_is_abstract(vocab):

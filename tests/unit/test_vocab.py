@@ -238,7 +238,8 @@ def test_from_spm_missing_or_corrupt(tmp_path):
 
 # ---------------------------------------------------------------------- real vocabularies
 
-@pytest.mark.parametrize("name, size", [("google_zh_vocab.txt", 21128), ("google_uncased_en_vocab.txt", 30522)])
+@pytest.mark.parametrize("name, size", [("google_zh_vocab.txt", 21128),
+                                        ("google_uncased_en_vocab.txt", 30522)])
 def test_google_vocabularies(name, size):
     vocab = Vocab.load(os.path.join(real_data_dir(), "vocab", name))
     assert len(vocab) == size

@@ -227,7 +227,7 @@ def _map_in_order(blocks: Iterator[Block], init_args: tuple, processes_num: int)
         finally:
             _WORKER.clear()   # do not keep the tokenizer alive in the caller's process
         return
-    executor = ProcessPoolExecutor(max_workers=processes_num, initializer=_init_worker,
+    import multiprocessing; executor = ProcessPoolExecutor(max_workers=processes_num, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                                    initargs=init_args)
     pending: collections.deque = collections.deque()
     try:

@@ -1,1 +1,1 @@
-from uer.models.model import Model, build_model  # noqa: F401
+from uer.models.model import Model, build_backbone, build_model, init_weights  # noqa: F401

@@ -22,15 +22,19 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
             nn.init.normal_(m.weight, std=std)
 
 
+def build_backbone(config: ModelConfig):
+    """The embedding and encoder every model family shares (pretraining model, task models)."""
+    if config.vocab_size <= 0:
+        raise ConfigError("the model config has no vocab_size; it is set from the vocabulary "
+                          "(--vocab_path / --spm_model_path) before the model is built")
+    return Embedding(config), ENCODERS.get(config.encoder)(config)
+
+
 class Model(nn.Module):
     def __init__(self, config: ModelConfig, with_target: bool = True):
         super().__init__()
-        if config.vocab_size <= 0:
-            raise ConfigError("the model config has no vocab_size; it is set from the vocabulary "
-                              "(--vocab_path / --spm_model_path) before the model is built")
         self.config = config
-        self.embedding = Embedding(config)
-        self.encoder = ENCODERS.get(config.encoder)(config)
+        self.embedding, self.encoder = build_backbone(config)
         self.target = TargetSet(config, self.embedding) if with_target else None
         init_weights(self)
 

@@ -78,15 +78,18 @@ class Trainer:
                                generator=torch.Generator().manual_seed(0),
                                prefetch_factor=4 if self.cfg.num_workers > 0 else None))
 
-    def train(self) -> Dict[str, float]:
+    def train(self, until: Optional[int] = None) -> Dict[str, float]:
+        """Train up to optimizer step ``until`` (default: total_steps); callable repeatedly, e.g.
+        once per fine-tuning epoch, continuing from the sampler's position."""
         cfg, engine = self.cfg, self.engine
+        until = cfg.total_steps if until is None else min(until, cfg.total_steps)
         engine.model.train()
         batches = self._loader()
         means, speed = RunningMeans(), Throughput()
         start_step, start_time = self.step, time.perf_counter()
         last: Dict[str, float] = {}
         seq_len = 0
-        while self.step < cfg.total_steps:
+        while self.step < until:
             for _ in range(cfg.accumulation_steps):
                 batch = next(batches)
                 epoch, index = batch.pop("_position")
@@ -104,7 +107,7 @@ class Trainer:
             grad_norm, skipped = engine.step()
             self.step += 1
             means.add({"grad_norm": grad_norm})
-            if self.step % cfg.report_steps == 0 or self.step == cfg.total_steps:
+            if self.step % cfg.report_steps == 0 or self.step == until:
                 last = self._report(means.means(), speed.lap(), seq_len, start_step, start_time)
                 means.reset()
             if self.step % cfg.save_checkpoint_steps == 0 or self.step == cfg.total_steps:

@@ -1,0 +1,66 @@
+"""finetune/run_classifier.py and inference/run_classifier_infer.py (UER-py flag names)."""
+
+import argparse
+from typing import List, Optional
+
+from uer.cli.common import add_tokenizer_args, cli_entry
+from uer.cli.model_args import add_model_override_args
+from uer.registry import TASKS
+import uer.tasks  # noqa: F401  (registers the tasks)
+from uer.tasks.runner import run_finetune, run_inference
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config_path", default=None,
+                   help="Model config; default: the config saved beside the model weights.")
+    add_tokenizer_args(p)
+    p.add_argument("--seq_length", type=int, default=128)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--labels_num", type=int, default=None, help="Default: inferred from the train labels.")
+    p.add_argument("--pooling", default="first", choices=["first", "last", "mean", "max"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--device", default="auto")
+
+
+def finetune_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Fine-tune a classifier on label\\ttext_a[\\ttext_b] TSV files.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--pretrained_model_path", default=None)
+    p.add_argument("--output_model_path", default="models/finetuned_model.bin")
+    p.add_argument("--train_path", required=True)
+    p.add_argument("--dev_path", required=True)
+    p.add_argument("--test_path", default=None)
+    _common(p)
+    p.add_argument("--epochs_num", type=int, default=3)
+    p.add_argument("--learning_rate", type=float, default=2e-5)
+    p.add_argument("--warmup", type=float, default=0.1)
+    p.add_argument("--scheduler", default="linear")
+    p.add_argument("--weight_decay", type=float, default=0.01)
+    p.add_argument("--max_grad_norm", type=float, default=1.0)
+    p.add_argument("--report_steps", type=int, default=100)
+    p.add_argument("--seed", type=int, default=7)
+    add_model_override_args(p)
+    return p
+
+
+def infer_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Predict labels with a fine-tuned classifier.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--load_model_path", required=True)
+    p.add_argument("--test_path", required=True, help="TSV with a text_a (and text_b) column.")
+    p.add_argument("--prediction_path", required=True)
+    p.add_argument("--output_logits", action="store_true")
+    p.add_argument("--output_prob", action="store_true")
+    _common(p)
+    add_model_override_args(p)
+    return p
+
+
+@cli_entry
+def finetune_main(argv: Optional[List[str]] = None):
+    return run_finetune(TASKS.get("classification"), finetune_parser().parse_args(argv))
+
+
+@cli_entry
+def infer_main(argv: Optional[List[str]] = None):
+    return run_inference(TASKS.get("classification"), infer_parser().parse_args(argv))

@@ -1,0 +1,131 @@
+"""The fine-tuning and inference procedures shared by every task; the task class supplies the
+reader, model, collator, metric and prediction format."""
+
+import argparse
+import logging
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+from uer.cli.model_args import resolve_model_config, set_vocab_size
+from uer.config import save_config
+from uer.data.sampler import BatchSampler, CollatedBatches
+from uer.data.tokenizers import build_tokenizer
+from uer.errors import ConfigError, DataError
+from uer.models.weights import load_weights, save_weights
+from uer.training.engines import LocalEngine
+from uer.training.metrics import MetricsLog
+from uer.training.optim import build_optimizer
+from uer.training.schedules import build_scheduler
+from uer.training.trainer import Trainer, TrainerConfig
+from uer.utils import atomic_write_text, set_seed
+
+logger = logging.getLogger("uer")
+
+
+@torch.inference_mode()
+def predict_logits(engine: LocalEngine, examples: List[dict], collator, batch_size: int) -> np.ndarray:
+    model = engine.model
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in range(0, len(examples), batch_size):
+        batch = collator(examples[start:start + batch_size])
+        batch.pop("labels", None)
+        batch.pop("tokens", None)
+        out = engine.forward(engine.to_device(batch))
+        chunks.append(out["logits"].float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(chunks)
+
+
+def evaluate(task, engine, examples: List[dict], collator, batch_size: int) -> Dict[str, float]:
+    logits = predict_logits(engine, examples, collator, batch_size)
+    return task.metrics([e["label"] for e in examples], logits.argmax(-1).tolist())
+
+
+def _device(name: str) -> torch.device:
+    from uer.cli.pretrain import pick_device
+    return pick_device(name)
+
+
+def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
+    set_seed(args.seed)
+    device = _device(args.device)
+    tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
+    config = resolve_model_config(args, weights_path=args.pretrained_model_path)
+    set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
+    if args.seq_length > config.max_seq_length:
+        raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length "
+                          f"{config.max_seq_length}")
+    task = task_cls(tokenizer, args.seq_length)
+    train = task.read(args.train_path, "--train_path", with_labels=True, labels_num=args.labels_num or 0)
+    labels_num = args.labels_num or max(2, max(e["label"] for e in train) + 1)
+    config.labels_num, config.pooling = labels_num, args.pooling
+    dev = task.read(args.dev_path, "--dev_path", with_labels=True, labels_num=labels_num)
+    test = task.read(args.test_path, "--test_path", with_labels=True, labels_num=labels_num) \
+        if args.test_path else None
+    logger.info("%d train / %d dev%s examples, %d labels", len(train), len(dev),
+                f" / {len(test)} test" if test else "", labels_num)
+
+    model = task.build_model(config)
+    if args.pretrained_model_path:
+        ignored = load_weights(model, args.pretrained_model_path, allow_missing=("head.",),
+                               ignore_unexpected=("target.",))
+        logger.info("loaded embedding + encoder from %s (pretraining heads not used: %d tensors)",
+                    args.pretrained_model_path, len(ignored))
+    else:
+        logger.warning("no --pretrained_model_path: fine-tuning from random initialisation")
+    model.to(device)
+    sampler = BatchSampler(len(train), args.batch_size, args.seed, drop_last=False)
+    total_steps = sampler.batches_per_epoch * args.epochs_num
+    optimizer = build_optimizer(model, args.learning_rate, args.weight_decay)
+    scheduler = build_scheduler(optimizer, args.scheduler, int(args.warmup * total_steps), total_steps)
+    engine = LocalEngine(model, optimizer, scheduler, device, args.precision, args.max_grad_norm)
+    collator = task.collator()
+    trainer = Trainer(engine, CollatedBatches(train, collator), sampler,
+                      TrainerConfig(total_steps=total_steps, report_steps=args.report_steps,
+                                    save_checkpoint_steps=total_steps + 1),
+                      metrics=MetricsLog(args.output_model_path + ".metrics.jsonl"))
+
+    best, results = -1.0, {}
+    for epoch in range(1, args.epochs_num + 1):
+        trainer.train(until=epoch * sampler.batches_per_epoch)
+        scores = evaluate(task, engine, dev, collator, args.batch_size)
+        logger.info("epoch %d/%d: dev accuracy %.4f, macro-F1 %.4f", epoch, args.epochs_num,
+                    scores["accuracy"], scores["macro_f1"])
+        if scores["accuracy"] > best:
+            best, results["dev"] = scores["accuracy"], dict(scores, epoch=epoch)
+            save_weights(model, args.output_model_path)
+            save_config(config, args.output_model_path + ".config.json")
+    logger.info("best dev accuracy %.4f (epoch %d) -> %s", best, results["dev"]["epoch"], args.output_model_path)
+    print(f"dev accuracy: {results['dev']['accuracy']:.4f} macro-F1: {results['dev']['macro_f1']:.4f}")
+    if test is not None:
+        load_weights(model, args.output_model_path)
+        results["test"] = evaluate(task, engine, test, collator, args.batch_size)
+        print(f"test accuracy: {results['test']['accuracy']:.4f} macro-F1: {results['test']['macro_f1']:.4f}")
+    return results
+
+
+def run_inference(task_cls, args: argparse.Namespace) -> List[str]:
+    device = _device(args.device)
+    tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
+    config = resolve_model_config(args, weights_path=args.load_model_path)
+    set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
+    if args.labels_num and args.labels_num != config.labels_num:
+        raise ConfigError(f"--labels_num {args.labels_num} but the model {args.load_model_path} was "
+                          f"fine-tuned with {config.labels_num} labels")
+    task = task_cls(tokenizer, args.seq_length)
+    examples = task.read(args.test_path, "--test_path", with_labels=False)
+    model = task.build_model(config)
+    load_weights(model, args.load_model_path)
+    engine = LocalEngine(model, torch.optim.SGD(model.parameters(), lr=0.0), None, device, args.precision)
+    logits = predict_logits(engine, examples, task.collator(), args.batch_size)
+    lines = task.format_predictions(logits, args.output_logits, args.output_prob)
+    atomic_write_text(args.prediction_path, "\n".join(lines) + "\n")
+    logger.info("%d predictions written to %s", len(examples), args.prediction_path)
+    return lines
+
+
+__all__ = ["run_finetune", "run_inference", "predict_logits", "evaluate", "DataError"]
