@@ -4,6 +4,7 @@ dup_factor, streaming with bounded work in flight, clean failures, CLI, and a re
 import itertools
 import logging
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def instances(path):
 
 
 def dataset_bytes(path) -> dict:
-    return {name: open(os.path.join(path, name), "rb").read() for name in sorted(os.listdir(path))}
+    return {name: pathlib.Path(path, name).read_bytes() for name in sorted(os.listdir(path))}
 
 
 def leftovers(directory) -> list:
@@ -133,7 +134,8 @@ def test_lm_dataset_preserves_every_token(tmp_path, tokenizer):
     corpus = line_corpus(tmp_path / "c.txt")
     got = instances(run(tmp_path, tokenizer, corpus, "lm", docs_buffer_size=9, processes_num=2))
     assert all(len(i["src"]) == 33 for i in got[:-1]) and 2 <= len(got[-1]["src"]) <= 33
-    stream = [t for line in open(corpus, encoding="utf-8") for t in [CLS, *tokenizer.encode(line), SEP]]
+    lines = pathlib.Path(corpus).read_text(encoding="utf-8").splitlines()
+    stream = [t for line in lines for t in [CLS, *tokenizer.encode(line), SEP]]
     flat = [int(t) for i in got for t in i["src"]]
     assert flat == stream[:len(flat)] and len(stream) - len(flat) <= 1
 
@@ -220,7 +222,8 @@ def test_input_errors_are_clear_and_leave_nothing(tmp_path, tokenizer):
     (tmp_path / "a_file").write_text("keep me")
     out = str(tmp_path / "ds")
     cases = [
-        (DataError, "corpus_path .*missing.txt does not exist", dict(corpus_path=str(tmp_path / "missing.txt"))),
+        (DataError, "corpus_path .*missing.txt does not exist",
+         dict(corpus_path=str(tmp_path / "missing.txt"))),
         (DataError, "is empty", dict(corpus_path=str(tmp_path / "blank.txt"))),
         (ConfigError, "unknown data processor 'bart'.*Valid data processors: albert, bert, cls, lm, mlm",
          dict(processor_name="bart")),
@@ -248,7 +251,8 @@ def test_foreign_directory_is_not_replaced(tmp_path, tokenizer):
     corpus = line_corpus(tmp_path / "c.txt", n_docs=5)
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "notes.txt").write_text("mine")
-    assert_clean_failure(tmp_path, DataError, "not a uer dataset", lambda: run(tmp_path, tokenizer, corpus, "mlm"))
+    assert_clean_failure(tmp_path, DataError, "not a uer dataset",
+                         lambda: run(tmp_path, tokenizer, corpus, "mlm"))
     shutil.rmtree(tmp_path / "ds")
     run(tmp_path, tokenizer, corpus, "mlm")
     run(tmp_path, tokenizer, corpus, "lm")   # a previous dataset is replaced
@@ -262,6 +266,23 @@ def test_worker_errors_propagate_without_hanging(tmp_path, tokenizer, processes_
     assert_clean_failure(tmp_path, DataError, r"c\.tsv, line 58: expected 'label<TAB>text_a'",
                          lambda: run(tmp_path, tokenizer, str(corpus), "cls", processes_num=processes_num,
                                      docs_buffer_size=5))
+
+
+class _DyingProcessor:
+    """Stands in for a worker that is killed (OOM killer, segfault in an extension)."""
+
+    sequential = False
+
+    def tokenize(self, docs, tokenizer):
+        os._exit(3)
+
+
+def test_a_killed_worker_raises_instead_of_hanging(tokenizer):
+    from concurrent.futures.process import BrokenProcessPool
+
+    blocks = iter([(0, [(1, ["w1"])]), (1, [(2, ["w2"])])])
+    with pytest.raises(BrokenProcessPool):
+        list(pp._map_in_order(blocks, (_DyingProcessor(), tokenizer, 7, 1), processes_num=2))
 
 
 def test_invalid_utf8_names_the_line(tmp_path, tokenizer):

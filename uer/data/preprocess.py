@@ -218,7 +218,11 @@ def _process_block(block: Block) -> list:
 def _map_in_order(blocks: Iterator[Block], init_args: tuple, processes_num: int) -> Iterator[list]:
     """``_process_block`` over ``blocks``, results in block order, at most ``2 * processes_num``
     blocks in flight.  A worker's exception is re-raised here (and a killed worker raises
-    BrokenProcessPool) instead of hanging."""
+    BrokenProcessPool) instead of hanging.
+
+    The pool uses the platform's default start method (fork on Linux before Python 3.14): spawn
+    would re-import the caller's ``__main__``, breaking scripts that call ``build_dataset``
+    without an ``if __name__ == "__main__"`` guard."""
     if processes_num == 1:
         _init_worker(*init_args)
         try:
@@ -227,7 +231,7 @@ def _map_in_order(blocks: Iterator[Block], init_args: tuple, processes_num: int)
         finally:
             _WORKER.clear()   # do not keep the tokenizer alive in the caller's process
         return
-    import multiprocessing; executor = ProcessPoolExecutor(max_workers=processes_num, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+    executor = ProcessPoolExecutor(max_workers=processes_num, initializer=_init_worker,
                                    initargs=init_args)
     pending: collections.deque = collections.deque()
     try:
@@ -242,11 +246,18 @@ def _map_in_order(blocks: Iterator[Block], init_args: tuple, processes_num: int)
 
 
 # -- main loop ------------------------------------------------------------------------------------
+class _Progress(tqdm):
+    """tqdm without its monitor thread: worker processes are forked after the bar exists, and
+    forking a multi-threaded process risks deadlocks (Python 3.12+ warns about it)."""
+
+    monitor_interval = 0
+
+
 def _run(corpus_path: str, processor: Processor, tokenizer, writer: DatasetWriter,
          opts: _Options, show_progress: bool) -> int:
     """Stream the corpus through the workers into ``writer``; return the number of documents."""
     counter = [0]
-    bar = tqdm(total=os.path.getsize(corpus_path), unit="B", unit_scale=True, unit_divisor=1024,
+    bar = _Progress(total=os.path.getsize(corpus_path), unit="B", unit_scale=True, unit_divisor=1024,
                desc="preprocess", file=sys.stderr, disable=not show_progress, dynamic_ncols=True)
     lines = _read_lines(corpus_path, bar.update)
     blocks = _read_blocks(_read_documents(lines, processor.corpus_format), opts.docs_buffer_size, counter)

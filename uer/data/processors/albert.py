@@ -13,7 +13,8 @@ from typing import List
 
 import numpy as np
 
-from uer.data.processors.base import Instance, Processor, flatten, target_length, truncate_seq_pair, walk_chunks
+from uer.data.processors.base import (Instance, Processor, flatten, target_length,
+                                      truncate_seq_pair, walk_chunks)
 from uer.data.processors.bert import Document, tokenize_sentences
 from uer.registry import PROCESSORS
 

@@ -12,8 +12,8 @@ from typing import List
 
 import numpy as np
 
-from uer.data.processors.base import (Doc, Instance, Processor, flatten, target_length,
-                                      truncate_seq_pair, walk_chunks, encode_ids)
+from uer.data.processors.base import (Doc, Instance, Processor, encode_ids, flatten, target_length,
+                                      truncate_seq_pair, walk_chunks)
 from uer.registry import PROCESSORS
 
 Document = List[List[int]]   # sentences of token ids
