@@ -112,7 +112,8 @@ class ModelConfig:
 def _type_name(tp) -> str:
     origin = typing.get_origin(tp)
     if origin in (list, List):
-        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+        plural = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
+        return f"a list of {plural.get(typing.get_args(tp)[0], 'values')}"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
@@ -155,8 +156,14 @@ def _from_dict(cls, data: Dict[str, Any], source: str):
         where = f"{source}, key '{key}'"
         if key not in fields:
             if key in UNSUPPORTED_UER_KEYS:
+                if not value:      # e.g. "relative_position_embedding": false — asks for nothing
+                    continue
                 raise ConfigError(f"{where}: {UNSUPPORTED_UER_KEYS[key]} are not supported by this "
-                                  "version of uer; remove the key")
+                                  "version of uer; this model cannot be built here yet")
+            masking_keys = {f.name for f in dataclasses.fields(MaskingConfig)}
+            if cls is ModelConfig and key in masking_keys:
+                raise ConfigError(f"{where}: masking settings go inside the \"masking\" object, e.g. "
+                                  f"\"masking\": {{\"{key}\": ...}}")
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"{where}: unknown key.{hint} Valid keys are listed in docs/models.md.")
@@ -180,7 +187,7 @@ def _read_file(path: str) -> Dict[str, Any]:
     if path.endswith((".yaml", ".yml")):
         import yaml
         try:
-            data = yaml.safe_load(text)
+            data = _yaml_numbers(yaml.safe_load(text))
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark else ""
@@ -196,13 +203,30 @@ def _read_file(path: str) -> Dict[str, Any]:
     return data
 
 
+def _yaml_numbers(value):
+    """PyYAML reads 1e-12 (no dot) as a string; JSON-style numbers are numbers in our configs."""
+    if isinstance(value, dict):
+        return {k: _yaml_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_yaml_numbers(v) for v in value]
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in "eE.") and value.strip()[0] in "+-.0123456789" \
+                else value
+        except ValueError:
+            return value
+    return value
+
+
 def normalize_legacy(data: Dict[str, Any]) -> Dict[str, Any]:
     """Accept UER-py's older single-string names ("word_pos_seg", target "bert")."""
     data = dict(data)
-    if isinstance(data.get("embedding"), str) and data["embedding"] in LEGACY_EMBEDDINGS:
-        data["embedding"] = LEGACY_EMBEDDINGS[data["embedding"]]
-    if isinstance(data.get("target"), str) and data["target"] in LEGACY_TARGETS:
-        data["target"] = LEGACY_TARGETS[data["target"]]
+    for key, table in (("embedding", LEGACY_EMBEDDINGS), ("target", LEGACY_TARGETS)):
+        value = data.get(key)
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+            value = value[0]     # "--target bert" arrives from the command line as ["bert"]
+        if isinstance(value, str) and value in table:
+            data[key] = table[value]
     if data.get("layernorm_positioning") == "normal":
         data["layernorm_positioning"] = "post"
     return data
@@ -220,11 +244,16 @@ def load_config(path: str, overrides: Optional[Dict[str, Any]] = None) -> ModelC
     source = path
     if overrides:
         data = dict(data)
-        masking = dict(data.get("masking") or {})
+        file_masking = data.get("masking") or {}
+        if not isinstance(file_masking, dict):
+            raise ConfigError(f"{path}, key 'masking' must be an object with keys "
+                              f"{[f.name for f in dataclasses.fields(MaskingConfig)]}")
+        masking = dict(file_masking)
+        masking.update(overrides.get("masking") or {})
         for key, value in overrides.items():
             if key in {f.name for f in dataclasses.fields(MaskingConfig)}:
                 masking[key] = value
-            else:
+            elif key != "masking":
                 data[key] = value
         if masking:
             data["masking"] = masking
@@ -270,6 +299,12 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     for key in ("emb_size", "hidden_size", "feedforward_size", "heads_num", "layers_num", "max_seq_length"):
         if getattr(c, key) <= 0:
             raise ConfigError(f"{source}, key '{key}': must be positive, got {getattr(c, key)}")
+    if c.attention_head_size < 0:
+        raise ConfigError(f"{source}, key 'attention_head_size': must be ≥ 0 (0 = hidden_size / heads_num), "
+                          f"got {c.attention_head_size}")
+    for key in ("dropout", "attention_dropout", "layernorm_eps"):
+        if not math.isfinite(getattr(c, key)):
+            raise ConfigError(f"{source}, key '{key}': must be a finite number, got {getattr(c, key)}")
     if c.vocab_size < 0:
         raise ConfigError(f"{source}, key 'vocab_size': must be ≥ 0 (0 = from the vocabulary)")
     if c.attention_head_size == 0 and c.hidden_size % c.heads_num:
@@ -286,12 +321,19 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     if "lm" in c.target and c.mask == "fully_visible":
         raise ConfigError(f"{source}: target 'lm' with mask 'fully_visible' lets every position see the "
                           "token it must predict; set \"mask\": \"causal\"")
+    if "lm" in c.target and c.tie_weights and c.emb_size != c.hidden_size:
+        raise ConfigError(f"{source}: target 'lm' cannot tie its output to a {c.emb_size}-wide embedding "
+                          f"from {c.hidden_size}-wide hidden states; set \"tie_weights\": false or make "
+                          "emb_size equal hidden_size")
     if "mlm" in c.target and c.mask == "causal":
         raise ConfigError(f"{source}: target 'mlm' with mask 'causal' hides the right context a masked "
                           "LM needs; set \"mask\": \"fully_visible\"")
     if c.labels_num < 2 and "cls" in c.target:
         raise ConfigError(f"{source}, key 'labels_num': a classifier needs at least 2 labels")
     m = c.masking
+    for key in ("mask_prob", "replace_mask", "replace_random", "span_geo_prob"):
+        if not math.isfinite(getattr(m, key)):
+            raise ConfigError(f"{source}, key 'masking.{key}': must be a finite number, got {getattr(m, key)}")
     if not 0.0 < m.mask_prob < 1.0:
         raise ConfigError(f"{source}, key 'masking.mask_prob': must be in (0, 1), got {m.mask_prob}")
     if m.replace_mask < 0 or m.replace_random < 0 or m.replace_mask + m.replace_random > 1.0 + 1e-9:

@@ -353,11 +353,6 @@ def test_span_masking_selects_contiguous_whole_words_and_about_mask_prob():
     assert np.mean(runs) > 2.5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: masking._select_spans samples lengths from a geometric distribution CLIPPED at "
-    "span_max_length (all mass above 10 piles up at 10: mean 4.46 for p=0.2) while p_start is "
-    "computed from _truncated_geometric_mean (renormalised truncation: mean 3.80), so spans are "
-    "~17% longer than the truncated geometric mean and the masked fraction overshoots mask_prob"))
 def test_span_lengths_follow_the_truncated_geometric_distribution():
     # Sparse spans (mask_prob 3 %) in long rows of one-token words: runs are almost always single
     # spans, so their mean length estimates the span-length distribution.
@@ -389,10 +384,6 @@ def test_span_masking_never_exceeds_max_predictions_and_predicts_in_every_row():
     assert out.positions[0, 0] == 1 and out.labels[0, 0] == 7
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: mask_batch (span branch) trims rows over max_predictions with _select_tokens, a random "
-    "TOKEN subset, so with the collator's cap ceil(L*mask_prob) about half of the rows lose the "
-    "whole-word/contiguous-span property (words cut in the middle, spans fragmented)"))
 def test_span_masking_keeps_whole_words_under_the_collator_cap():
     src, maskable = make_batch(1000, 128, seed=10, continuation_prob=0.3, min_len=110)
     cfg = span_cfg()

@@ -127,10 +127,6 @@ def test_sinusoidal_odd_dimension():
     torch.testing.assert_close(table[2, 6], torch.tensor(math.sin(2 / 10000 ** (6 / 7))))
 
 
-@pytest.mark.xfail(reason="BUG: uer/embeddings/position.py SinusoidalPositionEmbedding.forward slices "
-                          "table[:L] silently; beyond max_seq_length the sum fails later with a "
-                          "tensor-size RuntimeError instead of the clear ValueError PositionEmbedding gives",
-                   strict=True)
 def test_sinusoidal_raises_clearly_beyond_max_seq_length():
     c = cfg(BERT, embedding=["word", "sinusoidalpos"])
     emb = Embedding(c)

@@ -121,24 +121,15 @@ def test_drop_last_drops_the_tail():
 
 @pytest.mark.parametrize("n,batch,world", [(3, 4, 1), (7, 4, 2), (0, 1, 1)])
 def test_fewer_instances_than_one_global_batch_is_a_data_error(n, batch, world):
-    with pytest.raises(DataError, match="batch"):
+    with pytest.raises(DataError, match="batch|empty"):
         BatchSampler(n, batch, seed=0, world_size=world)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (latent): BatchSampler with drop_last=False accepts an empty dataset (batches_per_epoch 0), "
-    "and then __iter__ loops forever without yielding (while True over empty epochs) instead of "
-    "raising DataError"))
 def test_empty_dataset_without_drop_last_is_a_data_error():
     with pytest.raises(DataError):
         BatchSampler(0, 4, seed=0, drop_last=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (latent, multi-process only): with drop_last=False the partial last global batch can leave "
-    "a rank's slice empty; iter_epoch then skips that batch on that rank only, so ranks yield "
-    "different numbers of batches per epoch (DDP collectives would hang), and a rank whose slice is "
-    "always empty (instances < rank*batch_size) makes __iter__ spin forever"))
 def test_all_ranks_yield_the_same_number_of_batches_without_drop_last():
     counts = [len(list(BatchSampler(5, 2, seed=0, rank=r, world_size=2, drop_last=False).iter_epoch(0)))
               for r in range(2)]
@@ -166,3 +157,13 @@ def test_works_as_a_dataloader_sampler():
     assert [g["_position"] for g in got] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0)]
     assert [g["idx"] for g in got] == [idx for _, _, idx in take(s, 5)]
     assert np.array_equal(sorted(sum((g["idx"] for g in got[:4]), [])), np.arange(12))
+
+
+def test_ranks_get_equal_full_batches_without_drop_last():
+    # 5 instances, 2 ranks x batch 2: the last global batch wraps around so both ranks run 2 batches.
+    per_rank = [list(BatchSampler(5, 2, seed=0, rank=r, world_size=2, drop_last=False).iter_epoch(0))
+                for r in range(2)]
+    assert [len(b) for b in per_rank] == [2, 2]
+    assert all(len(idx) == 2 for batches in per_rank for _, _, idx in batches)
+    seen = {i for batches in per_rank for _, _, idx in batches for i in idx}
+    assert seen == set(range(5))

@@ -167,7 +167,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     engine = LocalEngine(model, optimizer, scheduler, device, args.precision, args.max_grad_norm,
                          args.accumulation_steps)
 
-    collator = PretrainCollator(tokenizer.vocab, config.target, config.masking, args.seed, dataset.fields)
+    collator = PretrainCollator(tokenizer.vocab, config.target, config.masking, args.seed, dataset.fields,
+                                seq_length=int(dataset.meta["seq_length"]), max_length=config.max_seq_length)
     sampler = BatchSampler(len(dataset), args.batch_size, args.seed)
     checkpoints = CheckpointManager(args.output_model_path)
     run_info = {"model_config": config.to_dict(), "args": {k: v for k, v in vars(args).items()}}

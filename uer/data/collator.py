@@ -22,10 +22,15 @@ TARGET_FIELDS = {"sp": "label", "cls": "label"}
 
 class PretrainCollator:
     def __init__(self, vocab, targets: Sequence[str], masking: MaskingConfig, seed: int,
-                 fields: Sequence[str], pad_multiple: int = 8):
+                 fields: Sequence[str], seq_length: int, max_length: int = 0, pad_multiple: int = 8):
+        """``seq_length``: the dataset's sequence length, which fixes the number of MLM prediction
+        slots per sequence (so an instance's mask never depends on the batch it is in);
+        ``max_length``: the model's max_seq_length, which padding never exceeds."""
         self.targets = list(targets)
         self.masking = masking
         self.seed = seed
+        self.seq_length = seq_length
+        self.max_length = max_length
         self.pad_multiple = pad_multiple
         self.pad_id = vocab.pad_id
         self.mask_id = vocab.mask_id
@@ -43,8 +48,11 @@ class PretrainCollator:
                                   f"dataset has fields {list(fields)}; build it with a processor that "
                                   "provides one (bert/albert for sp, cls for cls)")
 
-    def max_predictions(self, length: int) -> int:
-        return max(1, math.ceil(length * self.masking.mask_prob))
+    def max_predictions(self) -> int:
+        """Prediction slots per sequence.  Token and whole-word masking predict at most
+        round(n * mask_prob) tokens; span counts vary, so they get twice the expected room."""
+        expected = max(1, math.ceil(self.seq_length * self.masking.mask_prob))
+        return 2 * expected if self.masking.span_masking else expected
 
     def __call__(self, items: List[Dict[str, object]], indices: Sequence[int], epoch: int) -> Dict[str, torch.Tensor]:
         lm = "lm" in self.targets
@@ -55,6 +63,8 @@ class PretrainCollator:
             inputs, shifted = seqs, None
         longest = max(len(s) for s in inputs)
         length = int(math.ceil(longest / self.pad_multiple) * self.pad_multiple)
+        if self.max_length:
+            length = max(longest, min(length, self.max_length))
         batch = len(items)
         src = np.full((batch, length), self.pad_id, dtype=np.int64)
         seg = np.zeros((batch, length), dtype=np.int64)
@@ -73,7 +83,7 @@ class PretrainCollator:
             maskable = (seg > 0) & ~self.special[src]
             masked = mask_batch(src, np.asarray(indices), epoch, self.seed, maskable=maskable,
                                 continuation=self.continuation[src], cfg=self.masking,
-                                max_predictions=self.max_predictions(length), mask_id=self.mask_id,
+                                max_predictions=self.max_predictions(), mask_id=self.mask_id,
                                 random_ids=self.random_ids)
             src = masked.src
             out["mlm_positions"] = torch.from_numpy(masked.positions)

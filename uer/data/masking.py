@@ -89,10 +89,15 @@ def _select_spans(u: np.ndarray, u_len: np.ndarray, maskable: np.ndarray, starts
     mask_prob / E[length], lengths ~ Geometric(span_geo_prob) clipped to span_max_length words."""
     batch, length = u.shape
     p_start = min(1.0, cfg.mask_prob / _truncated_geometric_mean(cfg.span_geo_prob, cfg.span_max_length))
-    # Geometric lengths by inversion, clipped.
-    span_len = np.floor(np.log1p(-u_len) / np.log1p(-cfg.span_geo_prob)).astype(np.int64) + 1 \
-        if cfg.span_geo_prob < 1 else np.ones_like(u_len, dtype=np.int64)
-    span_len = np.minimum(span_len, cfg.span_max_length)
+    # Lengths from the geometric distribution truncated (renormalised) to 1..span_max_length, by
+    # inverting its CDF: scaling u onto the mass of the allowed lengths never yields a longer span.
+    p = cfg.span_geo_prob
+    if p < 1:
+        mass = 1.0 - (1.0 - p) ** cfg.span_max_length
+        span_len = np.floor(np.log1p(-u_len * mass) / np.log1p(-p)).astype(np.int64) + 1
+        span_len = np.clip(span_len, 1, cfg.span_max_length)
+    else:
+        span_len = np.ones_like(u_len, dtype=np.int64)
     word_index = np.cumsum(starts, axis=1) - 1                        # word number of each token
     is_start = starts & (u < p_start)
     # In word-index space: a span starting at word w covers words w .. w+len-1.
@@ -102,6 +107,17 @@ def _select_spans(u: np.ndarray, u_len: np.ndarray, maskable: np.ndarray, starts
     covered_word = np.maximum.accumulate(reach, axis=1) > np.arange(length)[None, :]
     token_word = np.clip(word_index, 0, length - 1)
     return np.take_along_axis(covered_word, token_word, axis=1) & maskable
+
+
+def _cap_whole_words(chosen: np.ndarray, u: np.ndarray, starts: np.ndarray, cap: int) -> np.ndarray:
+    """Rows over ``cap`` keep a random subset of their chosen *words* (never part of a word)."""
+    over = chosen.sum(1) > cap
+    if over.any():
+        trimmed = _select_whole_words(u[over], chosen[over], starts[over] & chosen[over],
+                                      np.full(int(over.sum()), cap))
+        # A single word longer than the cap is the one case that must be cut.
+        chosen[over] = _select_tokens(u[over], trimmed, np.full(int(over.sum()), cap))
+    return chosen
 
 
 def mask_batch(src: np.ndarray, indices: np.ndarray, epoch: int, seed: int, *, maskable: np.ndarray,
@@ -120,19 +136,16 @@ def mask_batch(src: np.ndarray, indices: np.ndarray, epoch: int, seed: int, *, m
         chosen = _select_spans(u, u_len, maskable, starts, cfg)
         # No span at all in a short row: fall back to one word; over the cap: keep a random subset.
         chosen |= (chosen.sum(1) == 0)[:, None] & _select_whole_words(u, maskable, starts, np.minimum(k, 1))
-        over = chosen.sum(1) > max_predictions
-        if over.any():
-            chosen[over] = _select_tokens(u[over], chosen[over], np.full(over.sum(), max_predictions))
+        chosen = _cap_whole_words(chosen, u, starts, max_predictions)
     elif cfg.whole_word_masking and continuation is not None:
-        chosen = _select_whole_words(u, maskable, starts, k)
-        over = chosen.sum(1) > max_predictions
-        if over.any():
-            chosen[over] = _select_tokens(u[over], chosen[over], np.full(over.sum(), max_predictions))
+        chosen = _cap_whole_words(_select_whole_words(u, maskable, starts, k), u, starts, max_predictions)
     else:
         chosen = _select_tokens(u, maskable, k)
 
     # Predicted positions in increasing order, padded to P.
     order = np.argsort(~chosen, axis=1, kind="stable")[:, :max_predictions]
+    if order.shape[1] < max_predictions:    # a batch shorter than the slot count
+        order = np.pad(order, ((0, 0), (0, max_predictions - order.shape[1])))
     valid = np.arange(max_predictions)[None, :] < chosen.sum(1)[:, None]
     positions = np.where(valid, order, 0)
     labels = np.where(valid, np.take_along_axis(src, positions, axis=1), -100)

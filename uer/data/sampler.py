@@ -20,6 +20,8 @@ class BatchSampler:
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.shuffle, self.drop_last = shuffle, drop_last
         global_batch = batch_size * world_size
+        if num_instances <= 0:
+            raise DataError("the dataset is empty: there is nothing to train on")
         if drop_last:
             self.batches_per_epoch = num_instances // global_batch
             if self.batches_per_epoch == 0:
@@ -37,9 +39,14 @@ class BatchSampler:
         self.epoch, self.batch_in_epoch = int(state["epoch"]), int(state["batch_in_epoch"])
 
     def order(self, epoch: int) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.num_instances)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.num_instances)
+        order = np.arange(self.num_instances) if not self.shuffle else \
+            np.random.default_rng([self.seed, epoch]).permutation(self.num_instances)
+        if not self.drop_last and self.world_size > 1:
+            # Every rank must run the same number of full batches (or collective ops hang): the
+            # last global batch is completed by wrapping around to the start of the order.
+            size = self.batches_per_epoch * self.batch_size * self.world_size
+            order = np.resize(order, size)
+        return order
 
     def batch_indices(self, epoch: int, batch: int, order: np.ndarray) -> List[int]:
         start = batch * self.batch_size * self.world_size + self.rank * self.batch_size

@@ -38,4 +38,6 @@ class SinusoidalPositionEmbedding(nn.Module):
         self.register_buffer("table", table, persistent=False)
 
     def forward(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        if src.size(1) > self.table.size(0):
+            raise ValueError(f"sequence of {src.size(1)} tokens exceeds max_seq_length {self.table.size(0)}")
         return self.table[: src.size(1)].unsqueeze(0)

@@ -43,6 +43,9 @@ class Model(nn.Module):
         return self.encoder(self.embedding(src, seg), seg)
 
     def forward(self, batch: dict) -> dict:
+        if self.target is None:
+            raise RuntimeError("this model was built without targets (with_target=False): call "
+                               "encode(src, seg) for hidden states")
         hidden = self.encode(batch["src"], batch["seg"])
         return self.target(hidden, batch)
 

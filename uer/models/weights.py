@@ -3,6 +3,7 @@
 be missing or ignored."""
 
 import os
+import pickle
 from typing import Dict, Iterable, List, Tuple
 
 import torch
@@ -16,17 +17,26 @@ def model_state(model: nn.Module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
-def save_weights(model: nn.Module, path: str) -> None:
+def save_weights(model: nn.Module, path) -> None:
+    path = os.fspath(path)
     if path.endswith(".safetensors"):
         from safetensors.torch import save_file
-        tmp = path + ".tmp"
-        save_file({k: v.contiguous() for k, v in model_state(model).items()}, tmp)
-        os.replace(tmp, path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            save_file({k: v.contiguous() for k, v in model_state(model).items()}, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     else:
         atomic_torch_save(model_state(model), path)
 
 
-def read_weights(path: str) -> Dict[str, torch.Tensor]:
+def read_weights(path) -> Dict[str, torch.Tensor]:
+    path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
@@ -35,6 +45,11 @@ def read_weights(path: str) -> Dict[str, torch.Tensor]:
             state = load_file(path)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise CheckpointError(f"{path} contains pickled Python objects besides tensors; uer refuses to "
+                                  "execute them. Re-save it as a plain state dict of tensors (or safetensors)")
+        raise CheckpointError(f"cannot read checkpoint {path}: it is truncated or not a PyTorch weights file")
     except Exception as e:  # corrupt or foreign file: say which one, not torch's internals
         raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e)[:200]}. "
                               "It may be truncated, or not a uer/PyTorch weights file")
@@ -54,8 +69,9 @@ def load_weights(model: nn.Module, path_or_state, *, allow_missing: Tuple[str, .
     """Load strictly.  ``allow_missing``: key prefixes the model may lack in the file (e.g. a new
     task head); ``ignore_unexpected``: key prefixes of the file to skip (e.g. pretraining targets).
     Returns the ignored keys.  Any other mismatch raises CheckpointError listing the keys."""
-    source = path_or_state if isinstance(path_or_state, str) else "<state dict>"
-    state = read_weights(path_or_state) if isinstance(path_or_state, str) else path_or_state
+    is_path = isinstance(path_or_state, (str, os.PathLike))
+    source = os.fspath(path_or_state) if is_path else "<state dict>"
+    state = read_weights(path_or_state) if is_path else path_or_state
     own = model.state_dict()
     missing = [k for k in own if k not in state and not _starts(k, allow_missing)]
     unexpected = [k for k in state if k not in own and not _starts(k, ignore_unexpected)]

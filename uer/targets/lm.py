@@ -14,7 +14,7 @@ class LmTarget(nn.Module):
     def __init__(self, config: ModelConfig, embedding: nn.Module):
         super().__init__()
         self.vocab_size = config.vocab_size
-        self.tied = config.tie_weights and config.emb_size == config.hidden_size
+        self.tied = config.tie_weights   # validate() refuses tying across different widths
         if self.tied:
             self._embedding = [embedding]
         else:

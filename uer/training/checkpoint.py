@@ -61,6 +61,9 @@ class CheckpointManager:
         except Exception as e:
             raise CheckpointError(f"cannot read training state {state_path}: {type(e).__name__}: "
                                   f"{str(e)[:200]}; it may be truncated — resume from an earlier step")
+        if not isinstance(state, dict) or "weights" not in state or "engine" not in state:
+            raise CheckpointError(f"{state_path} is not a uer training state (expected the "
+                                  f"<output_model_path>-<step>{STATE_SUFFIX} file pretrain.py writes)")
         weights = os.path.join(os.path.dirname(state_path), state["weights"])
         state["model"] = read_weights(weights)
         return state

@@ -27,7 +27,7 @@ class MetricsLog:
                 for line in f:
                     try:
                         if json.loads(line).get("step", 0) <= resume_step:
-                            kept.append(line)
+                            kept.append(line if line.endswith("\n") else line + "\n")
                     except json.JSONDecodeError:
                         break      # a line cut by the interruption: stop there
             with open(path, "w", encoding="utf-8") as f:
