@@ -17,8 +17,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seq_length", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--labels_num", type=int, default=None, help="Default: inferred from the train labels.")
-    p.add_argument("--pooling", default="first", choices=["first", "last", "mean", "max"])
+    p.add_argument("--pooling", default=None, choices=["first", "last", "mean", "max"],
+                   help="Fine-tuning default: first; inference default: what the model was fine-tuned with.")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--fp16", action="store_true", help="UER-py flag: same as --precision fp16.")
     p.add_argument("--device", default="auto")
 
 

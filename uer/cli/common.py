@@ -32,12 +32,23 @@ def cli_entry(main: Callable[[Optional[List[str]]], object]):
     return wrapper
 
 
+def str_to_bool(text) -> bool:
+    if isinstance(text, bool):
+        return text
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tokenizer")
     group.add_argument("--vocab_path", default=None, help="WordPiece-style vocabulary, one token per line.")
     group.add_argument("--spm_model_path", default=None, help="SentencePiece model (used instead of the vocab).")
     group.add_argument("--tokenizer", default="bert", help="bert | char | space | spm (default bert).")
-    group.add_argument("--do_lower_case", dest="do_lower_case", action="store_true", default=True,
-                       help="Lower-case and strip accents before WordPiece (default).")
+    group.add_argument("--do_lower_case", dest="do_lower_case", type=str_to_bool, nargs="?", const=True,
+                       default=True, help="Lower-case (and, for WordPiece, strip accents); default true. "
+                       "'--do_lower_case false' as in TencentPretrain, or --no_lower_case.")
     group.add_argument("--no_lower_case", dest="do_lower_case", action="store_false",
                        help="Keep case (cased English vocabularies).")

@@ -8,6 +8,7 @@ import re
 import typing
 from typing import Dict, Optional
 
+from uer.cli.common import str_to_bool
 from uer.config import MaskingConfig, ModelConfig, load_config
 from uer.errors import ConfigError
 
@@ -25,7 +26,7 @@ def add_model_override_args(parser: argparse.ArgumentParser, masking: bool = Fal
             continue
         tp = hints[f.name]
         if tp is bool:
-            group.add_argument(f"--{f.name}", type=_bool, nargs="?", const=True, default=argparse.SUPPRESS,
+            group.add_argument(f"--{f.name}", type=str_to_bool, nargs="?", const=True, default=argparse.SUPPRESS,
                                help="true/false (the flag alone means true)")
         elif typing.get_origin(tp) in (list, typing.List):
             group.add_argument(f"--{f.name}", nargs="+", default=argparse.SUPPRESS)
@@ -36,20 +37,11 @@ def add_model_override_args(parser: argparse.ArgumentParser, masking: bool = Fal
         mg.add_argument("--dynamic_masking", action="store_true",
                         help="Accepted for UER-py compatibility: uer always masks dynamically.")
         mg.add_argument("--mask_prob", type=float, default=argparse.SUPPRESS)
-        mg.add_argument("--whole_word_masking", action="store_true", default=argparse.SUPPRESS)
-        mg.add_argument("--span_masking", action="store_true", default=argparse.SUPPRESS)
+        mg.add_argument("--whole_word_masking", type=str_to_bool, nargs="?", const=True, default=argparse.SUPPRESS,
+                        help="Flag alone = true; 'false' switches off what preprocess.py recorded.")
+        mg.add_argument("--span_masking", type=str_to_bool, nargs="?", const=True, default=argparse.SUPPRESS)
         mg.add_argument("--span_geo_prob", type=float, default=argparse.SUPPRESS)
         mg.add_argument("--span_max_length", type=int, default=argparse.SUPPRESS)
-
-
-def _bool(text: str) -> bool:
-    if isinstance(text, bool):
-        return text
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def model_overrides(args: argparse.Namespace) -> Dict[str, object]:

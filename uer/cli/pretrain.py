@@ -96,13 +96,18 @@ def peak_tflops(device: torch.device, precision: str) -> float:
     return 0.0
 
 
+def _describe(tok: dict) -> str:
+    return (f"{tok.get('name')} tokenizer, {tok.get('vocab_size')} tokens, do_lower_case={tok.get('do_lower_case')}, "
+            f"fingerprint {str(tok.get('fingerprint'))[:12]}")
+
+
 def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path: str) -> None:
     recorded = meta.get("tokenizer", {})
     if recorded.get("fingerprint") and recorded["fingerprint"] != tokenizer.fingerprint():
-        raise DataError(f"dataset {dataset_path} was built with a different vocabulary/tokenizer "
-                        f"({recorded.get('name')}, {recorded.get('vocab_size')} tokens) than the one given "
-                        f"here ({tokenizer.describe()['name']}, {len(tokenizer.vocab)} tokens); pass the "
-                        "--vocab_path/--spm_model_path used by preprocess.py or rebuild the dataset")
+        here = tokenizer.describe()
+        raise DataError(f"dataset {dataset_path} was built with a different tokenizer than the one given here: "
+                        f"dataset {_describe(recorded)} vs now {_describe(here)}; pass the same --vocab_path/"
+                        "--spm_model_path, --tokenizer and lower-casing as preprocess.py, or rebuild the dataset")
     seq_length = int(meta.get("seq_length", 0))
     if args.seq_length is not None and args.seq_length != seq_length:
         raise DataError(f"--seq_length {args.seq_length} differs from the dataset's {seq_length} "
@@ -113,9 +118,12 @@ def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path
                         f"max_seq_length is {config.max_seq_length}; rebuild with --seq_length "
                         f"{config.max_seq_length} or raise max_seq_length")
     processor = meta.get("processor")
-    if args.data_processor and args.data_processor != processor:
-        raise DataError(f"--data_processor {args.data_processor} but dataset {dataset_path} was built by the "
-                        f"'{processor}' processor; rebuild it or drop the flag")
+    expected = args.data_processor or config.data_processor
+    if expected and expected != processor:
+        source = "--data_processor" if args.data_processor else f"the model config (data_processor \"{expected}\")"
+        raise DataError(f"{source} expects a dataset built by the '{expected}' processor, but {dataset_path} "
+                        f"was built by '{processor}'; rebuild it with preprocess.py --data_processor {expected}, "
+                        f"or pass --data_processor {processor} if these targets fit that data")
     if "lm" in config.target and processor != "lm":
         raise DataError(f"target 'lm' needs a dataset built with --data_processor lm; {dataset_path} was "
                         f"built by '{processor}'")
@@ -125,12 +133,18 @@ def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path
 
 
 def apply_dataset_masking(config: ModelConfig, meta: dict, args) -> None:
-    """Masking flags given to preprocess.py are defaults here; flags given now win."""
+    """Masking switched on with preprocess.py flags (UER-py's static-masking flags) is switched on
+    here too, unless the pretrain command line says otherwise.  Span parameters are taken from the
+    dataset only when the dataset asked for span masking; otherwise the model config's stand."""
     recorded = meta.get("masking", {})
     given = vars(args)
-    for key in ("whole_word_masking", "span_masking", "span_geo_prob", "span_max_length"):
-        if key not in given and key in recorded and recorded[key] not in (None, False):
-            setattr(config.masking, key, recorded[key])
+    if recorded.get("whole_word_masking") and "whole_word_masking" not in given:
+        config.masking.whole_word_masking = True
+    if recorded.get("span_masking") and "span_masking" not in given:
+        config.masking.span_masking = True
+        for key in ("span_geo_prob", "span_max_length"):
+            if key not in given and key in recorded:
+                setattr(config.masking, key, recorded[key])
 
 
 @cli_entry
@@ -153,6 +167,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     check_dataset(dataset.meta, tokenizer, args, config, args.dataset_path)
     apply_dataset_masking(config, dataset.meta, args)
     config.data_processor = dataset.meta.get("processor", config.data_processor)
+    if config.masking.whole_word_masking and not tokenizer.vocab.is_continuation.any():
+        logger.warning("whole-word masking asked for, but the vocabulary marks no word continuations "
+                       "(## or ▁ pieces): every token is its own word")
 
     model = build_model(config)
     model.encoder.activation_checkpointing = args.activation_checkpointing

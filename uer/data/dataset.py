@@ -145,6 +145,9 @@ class DatasetWriter:
 
 def read_meta(path: str) -> dict:
     meta_path = os.path.join(path, META_FILE)
+    if os.path.isfile(path):
+        raise DataError(f"--dataset_path {path} is a file; uer datasets are directories written by "
+                        "preprocess.py (UER-py's dataset.pt pickles are not read: re-run preprocess.py)")
     if not os.path.isdir(path):
         raise DataError(f"dataset directory {path} does not exist; build it with preprocess.py "
                         "--corpus_path ... --dataset_path " + path)

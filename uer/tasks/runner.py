@@ -51,6 +51,8 @@ def _device(name: str) -> torch.device:
 
 
 def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
+    if args.fp16:
+        args.precision = "fp16"
     set_seed(args.seed)
     device = _device(args.device)
     tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
@@ -62,7 +64,7 @@ def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, floa
     task = task_cls(tokenizer, args.seq_length)
     train = task.read(args.train_path, "--train_path", with_labels=True, labels_num=args.labels_num or 0)
     labels_num = args.labels_num or max(2, max(e["label"] for e in train) + 1)
-    config.labels_num, config.pooling = labels_num, args.pooling
+    config.labels_num, config.pooling = labels_num, args.pooling or config.pooling
     dev = task.read(args.dev_path, "--dev_path", with_labels=True, labels_num=labels_num)
     test = task.read(args.test_path, "--test_path", with_labels=True, labels_num=labels_num) \
         if args.test_path else None
@@ -109,6 +111,8 @@ def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, floa
 
 
 def run_inference(task_cls, args: argparse.Namespace) -> List[str]:
+    if args.fp16:
+        args.precision = "fp16"
     device = _device(args.device)
     tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
     config = resolve_model_config(args, weights_path=args.load_model_path)
