@@ -14,7 +14,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config_path", default=None,
                    help="Model config; default: the config saved beside the model weights.")
     add_tokenizer_args(p)
-    p.add_argument("--seq_length", type=int, default=128)
+    p.add_argument("--seq_length", type=int, default=None,
+                   help="Tokens per example after truncation; default min(128, the model's max_seq_length).")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--labels_num", type=int, default=None, help="Default: inferred from the train labels.")
     p.add_argument("--pooling", default=None, choices=["first", "last", "mean", "max"],

@@ -58,6 +58,7 @@ def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, floa
     tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
     config = resolve_model_config(args, weights_path=args.pretrained_model_path)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
+    args.seq_length = args.seq_length or min(128, config.max_seq_length)
     if args.seq_length > config.max_seq_length:
         raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length "
                           f"{config.max_seq_length}")
@@ -120,6 +121,10 @@ def run_inference(task_cls, args: argparse.Namespace) -> List[str]:
     if args.labels_num and args.labels_num != config.labels_num:
         raise ConfigError(f"--labels_num {args.labels_num} but the model {args.load_model_path} was "
                           f"fine-tuned with {config.labels_num} labels")
+    args.seq_length = args.seq_length or min(128, config.max_seq_length)
+    if args.seq_length > config.max_seq_length:
+        raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length "
+                          f"{config.max_seq_length}")
     task = task_cls(tokenizer, args.seq_length)
     examples = task.read(args.test_path, "--test_path", with_labels=False)
     model = task.build_model(config)
