@@ -170,8 +170,15 @@ def test_dup_factor_multiplies_instances(tmp_path, tokenizer):
     lines = line_corpus(tmp_path / "l.txt")
     for processor, extra in (("mlm", {}), ("mlm", {"full_sentences": True}), ("lm", {})):
         once = read_meta(run(tmp_path, tokenizer, lines, processor, name="m1", **extra))["instances"]
-        thrice = read_meta(run(tmp_path, tokenizer, lines, processor, name="m3", dup_factor=3, **extra))
-        assert thrice["instances"] == 3 * once and thrice["dup_factor"] == 3
+        path = run(tmp_path, tokenizer, lines, processor, name="m3", dup_factor=3, **extra)
+        thrice = read_meta(path)
+        packed = processor == "lm" or extra
+        # Packed rounds start at shifted offsets, so a round may lose its last partial chunk.
+        assert (3 * once - 2 <= thrice["instances"] <= 3 * once) if packed else thrice["instances"] == 3 * once
+        assert thrice["dup_factor"] == 3
+        if packed:   # the copies are cut at other places, not byte-identical repeats
+            unique = {tuple(i["src"]) for i in instances(path)}
+            assert len(unique) > 2 * once
     sentences = sentence_corpus(tmp_path / "s.txt", n_docs=60)
     once = instances(run(tmp_path, tokenizer, sentences, "bert", name="b1"))
     thrice = instances(run(tmp_path, tokenizer, sentences, "bert", name="b3", dup_factor=3))

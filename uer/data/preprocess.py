@@ -264,6 +264,8 @@ def _run(corpus_path: str, processor: Processor, tokenizer, writer: DatasetWrite
     results = _map_in_order(blocks, (processor, tokenizer, opts.seed, opts.dup_factor), opts.processes_num)
     # One packer per dup round, so each round's stream is packed exactly as a single round would be.
     packers = [processor.packer() for _ in range(opts.dup_factor)] if processor.sequential else []
+    for dup_round, packer in enumerate(packers):
+        packer.skip(dup_round * packer.chunk_len // opts.dup_factor)
     with bar, contextlib.closing(results):
         for result in results:
             if packers:

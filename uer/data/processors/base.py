@@ -170,13 +170,25 @@ class Packer:
         self._parts: List[np.ndarray] = []
         self._pending = 0
         self._started = False
+        self._skip = 0
+
+    def skip(self, tokens: int) -> "Packer":
+        """Drop the first ``tokens`` tokens of the stream: with --dup_factor N, round r skips
+        r * chunk_len / N tokens so its chunks start at other places than round 0's (otherwise the
+        duplicated data would be byte-identical copies)."""
+        self._skip = tokens
+        return self
 
     def feed(self, segment: np.ndarray) -> List[Instance]:
         """Add one segment; return the chunks it completed (possibly none)."""
         if self._started and self.separator.size:
             self._append(self.separator)
         self._started = True
-        self._append(np.asarray(segment, dtype=np.int32))
+        segment = np.asarray(segment, dtype=np.int32)
+        if self._skip:
+            dropped = min(self._skip, len(segment))
+            segment, self._skip = segment[dropped:], self._skip - dropped
+        self._append(segment)
         if self._pending < self.chunk_len:
             return []
         stream = np.concatenate(self._parts)
