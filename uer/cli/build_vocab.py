@@ -23,7 +23,8 @@ import unicodedata
 from typing import Iterable, List, Optional, Tuple
 
 from uer.cli.common import cli_entry
-from uer.data.vocab import BERT_SPECIALS, SPM_WORD_START, WORDPIECE_PREFIX, Vocab, temp_sibling
+from uer.data.vocab import BERT_SPECIALS, SPM_WORD_START, WORDPIECE_PREFIX, Vocab
+from uer.utils import atomic_path
 from uer.errors import DataError
 
 logger = logging.getLogger("uer")
@@ -190,14 +191,8 @@ def wordpiece_tokens_from_pieces(pieces: Iterable[str]) -> List[str]:
 def _publish(src: str, dst: str) -> None:
     """Copy ``src`` next to ``dst`` and rename it into place: ``dst`` is never half-written, and
     the rename is atomic even when the temporary directory is on another filesystem."""
-    tmp = temp_sibling(dst)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

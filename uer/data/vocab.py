@@ -12,13 +12,13 @@ explicitly), never by a file in the working directory.
 
 import hashlib
 import os
-import uuid
 from dataclasses import dataclass, fields
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
 from uer.errors import DataError
+from uer.utils import atomic_write_text
 
 # SentencePiece marks the start of a word with U+2581 "LOWER ONE EIGHTH BLOCK".
 SPM_WORD_START = "\u2581"
@@ -251,29 +251,10 @@ class Vocab:
             if "\n" in t or "\r" in t:
                 raise DataError(f"token {i} ({t!r}) contains a line break and cannot be saved one "
                                 f"token per line")
-        tmp = temp_sibling(path)
-        try:
-            # newline="\n": byte-identical files on every platform.
-            with open(tmp, "x", encoding="utf-8", newline="\n") as f:
-                for t in self.tokens:
-                    f.write(t + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_text(path, "".join(t + "\n" for t in self.tokens))
 
     def _where(self) -> str:
         return self.path if self.path is not None else "(built in memory)"
-
-
-def temp_sibling(path: str) -> str:
-    """A fresh temporary name in ``path``'s directory (created if needed), for write-then-rename.
-    Same directory = same filesystem, so ``os.replace`` onto ``path`` is atomic.  Files are then
-    opened normally, so they get the usual umask permissions (mkstemp would make them 0600)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    return os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def load_spm(spm_model_path: str):

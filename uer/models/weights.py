@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from uer.errors import CheckpointError
-from uer.utils import atomic_torch_save
+from uer.utils import atomic_path, atomic_torch_save
 
 
 def model_state(model: nn.Module) -> Dict[str, torch.Tensor]:
@@ -21,16 +21,8 @@ def save_weights(model: nn.Module, path) -> None:
     path = os.fspath(path)
     if path.endswith(".safetensors"):
         from safetensors.torch import save_file
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
+        with atomic_path(path) as tmp:
             save_file({k: v.contiguous() for k, v in model_state(model).items()}, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     else:
         atomic_torch_save(model_state(model), path)
 

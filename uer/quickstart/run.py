@@ -16,12 +16,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def run(cmd: List[str]) -> str:
+    """Run one step, streaming its output live, and return that output."""
     print("\n$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sys.stdout.write(proc.stdout)
-    if proc.returncode != 0:
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    lines = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        lines.append(line)
+    if proc.wait() != 0:
         raise SystemExit(f"quickstart: step failed with exit status {proc.returncode}")
-    return proc.stdout
+    return "".join(lines)
 
 
 def main(argv=None) -> float:
