@@ -3,7 +3,6 @@
 import json
 import os
 
-import pytest
 
 from uer.cli.classifier import finetune_main, infer_main
 from uer.cli.preprocess import main as preprocess_main

@@ -1,13 +1,10 @@
 """pretrain.py: dataset + JSON model config -> checkpoints (UER-py flag names)."""
 
 import argparse
-import dataclasses
 import json
 import logging
-import os
 from typing import List, Optional
 
-import torch
 
 from uer.cli.common import add_tokenizer_args, cli_entry
 from uer.cli.model_args import add_model_override_args, resolve_model_config, set_vocab_size
@@ -20,6 +17,7 @@ from uer.errors import ConfigError, DataError
 from uer.models import build_model
 from uer.models.weights import load_weights
 from uer.training.checkpoint import CheckpointManager
+from uer.training.device import peak_tflops, pick_device
 from uer.training.engines import LocalEngine
 from uer.training.metrics import MetricsLog
 from uer.training.optim import build_optimizer
@@ -73,27 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data_processor", default=None, help="Checked against the dataset's processor.")
     add_model_override_args(p, masking=True)
     return p
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device is available; use --device cpu")
-    return device
-
-
-def peak_tflops(device: torch.device, precision: str) -> float:
-    """Dense bf16/fp16 tensor-core peaks of common GPUs (fp32 runs report against the same)."""
-    if device.type != "cuda":
-        return 0.0
-    name = torch.cuda.get_device_name(device)
-    for key, value in (("H200", 989.0), ("H100", 989.0), ("A100", 312.0), ("A800", 312.0),
-                       ("L40", 181.0), ("4090", 165.0), ("V100", 125.0), ("A10", 125.0)):
-        if key in name:
-            return value
-    return 0.0
 
 
 def _describe(tok: dict) -> str:
@@ -211,7 +188,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                       TrainerConfig(total_steps=args.total_steps, accumulation_steps=args.accumulation_steps,
                                     report_steps=args.report_steps, save_checkpoint_steps=args.save_checkpoint_steps,
                                     num_workers=args.num_workers,
-                                    peak_tflops=args.peak_tflops or peak_tflops(device, args.precision)),
+                                    peak_tflops=args.peak_tflops or peak_tflops(device)),
                       checkpoints=checkpoints, metrics=metrics,
                       flops_per_token=lambda L: model.flops_per_token(L, config.masking.mask_prob),
                       run_info=run_info)

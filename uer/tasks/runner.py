@@ -14,6 +14,7 @@ from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.data.tokenizers import build_tokenizer
 from uer.errors import ConfigError, DataError
 from uer.models.weights import load_weights, save_weights
+from uer.training.device import pick_device
 from uer.training.engines import LocalEngine
 from uer.training.metrics import MetricsLog
 from uer.training.optim import build_optimizer
@@ -45,16 +46,11 @@ def evaluate(task, engine, examples: List[dict], collator, batch_size: int) -> D
     return task.metrics([e["label"] for e in examples], logits.argmax(-1).tolist())
 
 
-def _device(name: str) -> torch.device:
-    from uer.cli.pretrain import pick_device
-    return pick_device(name)
-
-
 def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
     if args.fp16:
         args.precision = "fp16"
     set_seed(args.seed)
-    device = _device(args.device)
+    device = pick_device(args.device)
     tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
     config = resolve_model_config(args, weights_path=args.pretrained_model_path)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
@@ -114,7 +110,7 @@ def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, floa
 def run_inference(task_cls, args: argparse.Namespace) -> List[str]:
     if args.fp16:
         args.precision = "fp16"
-    device = _device(args.device)
+    device = pick_device(args.device)
     tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
     config = resolve_model_config(args, weights_path=args.load_model_path)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)

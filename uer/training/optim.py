@@ -1,6 +1,6 @@
 """AdamW with the usual parameter groups: no weight decay on biases and norm weights."""
 
-from typing import Iterable, List, Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn

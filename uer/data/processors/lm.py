@@ -10,7 +10,7 @@ from typing import List
 
 import numpy as np
 
-from uer.data.processors.base import Doc, Instance, Packer, Processor, encode_ids
+from uer.data.processors.base import Doc, Packer, Processor, encode_ids
 from uer.registry import PROCESSORS
 
 
