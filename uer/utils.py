@@ -10,6 +10,12 @@ import numpy as np
 import torch
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path) -> Iterator[str]:
     """Yield a temporary name beside ``path``; when the block finishes the file is synced and renamed
@@ -24,6 +30,7 @@ def atomic_path(path) -> Iterator[str]:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _umask_mode())     # some writers (safetensors) create owner-only files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

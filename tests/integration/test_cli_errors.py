@@ -162,3 +162,16 @@ def test_corrupt_checkpoint(built, tmp_path):
                     built["vocab"], "--config_path", built["config"], "--train_path", train, "--dev_path", train,
                     "--output_model_path", tmp_path / "out" / "cls.bin")
     assert_clean_error(code, err, str(broken))
+
+
+def test_inference_with_the_wrong_labels_num(built, tmp_path):
+    train = write_tsv(tmp_path / "train.tsv", ["label\ttext_a", "0\tthe food was awful", "1\tthe food was great"])
+    model = tmp_path / "cls.bin"
+    code, err = run("finetune/run_classifier.py", "--pretrained_model_path", built["model"], "--vocab_path",
+                    built["vocab"], "--train_path", train, "--dev_path", train, "--output_model_path", model,
+                    "--epochs_num", "1")
+    assert code == 0, err
+    code, err = run("inference/run_classifier_infer.py", "--load_model_path", model, "--vocab_path", built["vocab"],
+                    "--test_path", train, "--prediction_path", tmp_path / "p.tsv", "--labels_num", "3")
+    assert_clean_error(code, err, "--labels_num 3", "fine-tuned with 2 labels")
+    assert not (tmp_path / "p.tsv").exists()

@@ -38,10 +38,11 @@ def test_generated_corpus_pipeline(tiny_corpus, tmp_path):
     assert os.path.isfile(finetuned) and os.path.isfile(finetuned + ".config.json")
 
     predictions = str(tmp_path / "predictions.tsv")
-    # No --config_path and no --pooling: both come from the config saved beside the fine-tuned model.
+    # No --config_path, --pooling or --seq_length: they come from the files saved beside the model.
+    assert json.load(open(finetuned + ".task.json"))["seq_length"] == 64
     lines = infer_main(["--load_model_path", finetuned, "--vocab_path", vocab, "--test_path",
                         str(tiny_corpus / "test_nolabel.tsv"), "--prediction_path", predictions,
-                        "--seq_length", "64", "--output_logits", "--output_prob"])
+                        "--output_logits", "--output_prob"])
     written = open(predictions, encoding="utf-8").read().splitlines()
     assert written == lines and written[0] == "label\tlogits\tprob" and len(written) == 51
     labels = [int(l.split("\t")[0]) for l in written[1:]]

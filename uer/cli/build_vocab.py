@@ -22,8 +22,8 @@ import tempfile
 import unicodedata
 from typing import Iterable, List, Optional, Tuple
 
-from uer.cli.common import cli_entry
 from uer.data.vocab import BERT_SPECIALS, SPM_WORD_START, WORDPIECE_PREFIX, Vocab
+from uer.cli.common import cli_entry, str_to_bool
 from uer.utils import atomic_path
 from uer.errors import DataError
 
@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "small alphabets, 0.9995 for Chinese/Japanese).")
     p.add_argument("--input_sentence_size", type=int, default=1000000,
                    help="Train on at most this many lines, sampled with --seed (default 1000000).")
-    p.add_argument("--do_lower_case", dest="do_lower_case", action="store_true", default=True,
-                   help="Lower-case the corpus before training (default).")
+    p.add_argument("--do_lower_case", dest="do_lower_case", type=str_to_bool, nargs="?", const=True,
+                   default=True, help="Lower-case the corpus before training (default true; "
+                   "'--do_lower_case false' or --no_lower_case keeps case).")
     p.add_argument("--no_lower_case", dest="do_lower_case", action="store_false",
                    help="Keep case (for cased vocabularies).")
     p.add_argument("--seed", type=int, default=7, help="Seed of SentencePiece's sampling (default 7).")

@@ -117,11 +117,13 @@ def apply_dataset_masking(config: ModelConfig, meta: dict, args) -> None:
     given = vars(args)
     if recorded.get("whole_word_masking") and "whole_word_masking" not in given:
         config.masking.whole_word_masking = True
-    if recorded.get("span_masking") and "span_masking" not in given:
-        config.masking.span_masking = True
-        for key in ("span_geo_prob", "span_max_length"):
-            if key not in given and key in recorded:
-                setattr(config.masking, key, recorded[key])
+    if recorded.get("span_masking"):
+        if "span_masking" not in given:
+            config.masking.span_masking = True
+        if config.masking.span_masking:
+            for key in ("span_geo_prob", "span_max_length"):
+                if key not in given and key in recorded:
+                    setattr(config.masking, key, recorded[key])
 
 
 @cli_entry

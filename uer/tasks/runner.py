@@ -2,7 +2,9 @@
 reader, model, collator, metric and prediction format."""
 
 import argparse
+import json
 import logging
+import os
 from typing import Dict, List
 
 import numpy as np
@@ -23,6 +25,18 @@ from uer.training.trainer import Trainer, TrainerConfig
 from uer.utils import atomic_write_text, set_seed
 
 logger = logging.getLogger("uer")
+
+
+TASK_INFO_SUFFIX = ".task.json"
+
+
+def read_task_info(weights_path: str) -> dict:
+    """What fine-tuning recorded beside the model (sequence length ...), so inference matches it."""
+    path = weights_path + TASK_INFO_SUFFIX
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 @torch.inference_mode()
@@ -98,6 +112,9 @@ def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, floa
             best, results["dev"] = scores["accuracy"], dict(scores, epoch=epoch)
             save_weights(model, args.output_model_path)
             save_config(config, args.output_model_path + ".config.json")
+            atomic_write_text(args.output_model_path + TASK_INFO_SUFFIX,
+                              json.dumps({"seq_length": args.seq_length, "labels_num": labels_num,
+                                          "pooling": config.pooling, "epoch": epoch}) + "\n")
     logger.info("best dev accuracy %.4f (epoch %d) -> %s", best, results["dev"]["epoch"], args.output_model_path)
     print(f"dev accuracy: {results['dev']['accuracy']:.4f} macro-F1: {results['dev']['macro_f1']:.4f}")
     if test is not None:
@@ -112,12 +129,14 @@ def run_inference(task_cls, args: argparse.Namespace) -> List[str]:
         args.precision = "fp16"
     device = pick_device(args.device)
     tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
+    requested_labels, args.labels_num = args.labels_num, None   # checked, not applied as an override
     config = resolve_model_config(args, weights_path=args.load_model_path)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
-    if args.labels_num and args.labels_num != config.labels_num:
-        raise ConfigError(f"--labels_num {args.labels_num} but the model {args.load_model_path} was "
+    if requested_labels and requested_labels != config.labels_num:
+        raise ConfigError(f"--labels_num {requested_labels} but the model {args.load_model_path} was "
                           f"fine-tuned with {config.labels_num} labels")
-    args.seq_length = args.seq_length or min(128, config.max_seq_length)
+    task_info = read_task_info(args.load_model_path)
+    args.seq_length = args.seq_length or task_info.get("seq_length") or min(128, config.max_seq_length)
     if args.seq_length > config.max_seq_length:
         raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length "
                           f"{config.max_seq_length}")
