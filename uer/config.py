@@ -53,6 +53,20 @@ class MaskingConfig:
 
 
 @dataclass
+class RtdConfig:
+    """Replaced-token detection (ELECTRA family): how the generator is built and how inputs are
+    corrupted.  The discriminator is the enclosing ModelConfig."""
+    generator: str = "joint"          # joint: a small MLM trained alongside | unigram | random (no network)
+    corruption: str = "replace"       # replace: generator samples | swap: shuffle the selected tokens
+    generator_size_multiplier: float = 0.25   # generator width/FFN/heads = discriminator's x this
+    generator_layers_num: int = 0     # 0: the discriminator's depth
+    embedding_sharing: str = "shared"  # none | shared (one table) | gdes (DeBERTaV3: sg(gen) + residual)
+    temperature: float = 1.0          # sampling temperature on the generator's logits
+    gen_weight: float = 1.0
+    disc_weight: float = 50.0
+
+
+@dataclass
 class ModelConfig:
     # --- embedding -------------------------------------------------------------------------------
     embedding: List[str] = field(default_factory=lambda: ["word", "pos", "seg"])
@@ -86,6 +100,9 @@ class ModelConfig:
     labels_num: int = 2
     data_processor: str = ""         # the processor the targets expect (informative, checked at pretrain)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    # --- composite pretrainers -------------------------------------------------------------------
+    pretrainer: str = ""             # "" (the targets above) | "electra" (generator + discriminator)
+    rtd: RtdConfig = field(default_factory=RtdConfig)
 
     # --- derived ---------------------------------------------------------------------------------
     @property
@@ -330,6 +347,8 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
                           "LM needs; set \"mask\": \"fully_visible\"")
     if c.labels_num < 2 and "cls" in c.target:
         raise ConfigError(f"{source}, key 'labels_num': a classifier needs at least 2 labels")
+    if c.pretrainer:
+        _validate_rtd(c, source)
     m = c.masking
     for key in ("mask_prob", "replace_mask", "replace_random", "span_geo_prob"):
         if not math.isfinite(getattr(m, key)):
@@ -342,6 +361,40 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     if m.span_masking and not (0.0 < m.span_geo_prob <= 1.0 and m.span_max_length >= 1):
         raise ConfigError(f"{source}, keys 'masking.span_geo_prob'/'span_max_length': need 0 < p ≤ 1 and "
                           "max length ≥ 1")
+
+
+RTD_GENERATORS = ("joint", "unigram", "random")
+RTD_CORRUPTIONS = ("replace", "swap")
+EMBEDDING_SHARING = ("none", "shared", "gdes")
+
+
+def _validate_rtd(c: ModelConfig, source: str) -> None:
+    _choice(source, "pretrainer", c.pretrainer, ("electra",))
+    r = c.rtd
+    _choice(source, "rtd.generator", r.generator, RTD_GENERATORS)
+    _choice(source, "rtd.corruption", r.corruption, RTD_CORRUPTIONS)
+    _choice(source, "rtd.embedding_sharing", r.embedding_sharing, EMBEDDING_SHARING)
+    if sorted(c.target) != ["mlm", "rtd"]:
+        raise ConfigError(f"{source}, key 'target': the electra pretrainer trains [\"mlm\", \"rtd\"] (generator "
+                          f"MLM + discriminator replaced-token detection), got {c.target}")
+    if not 0.0 < r.generator_size_multiplier <= 1.0:
+        raise ConfigError(f"{source}, key 'rtd.generator_size_multiplier': must be in (0, 1], "
+                          f"got {r.generator_size_multiplier}")
+    if r.generator_layers_num < 0 or r.temperature <= 0 or r.gen_weight < 0 or r.disc_weight <= 0:
+        raise ConfigError(f"{source}, 'rtd': generator_layers_num ≥ 0, temperature > 0, gen_weight ≥ 0 and "
+                          "disc_weight > 0 are required")
+    if r.generator == "random" and (c.masking.replace_random != 1.0 or c.masking.replace_mask != 0.0):
+        raise ConfigError(f"{source}: rtd.generator \"random\" replaces every selected token with a random one "
+                          "in the collator; set \"masking\": {\"replace_mask\": 0.0, \"replace_random\": 1.0}")
+    if r.generator != "joint" and r.embedding_sharing != "none":
+        raise ConfigError(f"{source}: rtd.embedding_sharing \"{r.embedding_sharing}\" needs a generator network "
+                          "(rtd.generator \"joint\"); use \"none\" with statistical generators")
+    if r.generator == "joint":
+        heads = max(1, round(c.heads_num * r.generator_size_multiplier))
+        if round(c.hidden_size * r.generator_size_multiplier) % heads:
+            raise ConfigError(f"{source}, key 'rtd.generator_size_multiplier': the generator's hidden size "
+                              f"{round(c.hidden_size * r.generator_size_multiplier)} is not divisible by its "
+                              f"{heads} heads; choose a multiplier such as 1/4 or 1/3 that keeps them whole")
 
 
 def _divisor_hint(hidden: int, heads: int) -> int:

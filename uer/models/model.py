@@ -63,5 +63,9 @@ class Model(nn.Module):
         return dense + attention + heads
 
 
-def build_model(config: ModelConfig, with_target: bool = True) -> Model:
+def build_model(config: ModelConfig, with_target: bool = True) -> nn.Module:
+    """The pretraining model for ``config``: a plain Model, or a composite pretrainer (ELECTRA ...)."""
+    if config.pretrainer == "electra" and with_target:
+        from uer.models.electra import ElectraPretrainer
+        return ElectraPretrainer(config)
     return Model(config, with_target=with_target)

@@ -39,12 +39,13 @@ class MlmTarget(nn.Module):
         picked = self.norm(self.act(self.linear_1(picked)))
         return F.linear(picked, self.output_weight_tensor(), self.output_bias)[..., : self.vocab_size]
 
-    def forward(self, hidden: torch.Tensor, batch: dict) -> dict:
-        labels = batch["mlm_labels"]
-        logits = self.logits(hidden, batch["mlm_positions"])
+    def scores(self, logits: torch.Tensor, labels: torch.Tensor) -> dict:
         loss = F.cross_entropy(logits.reshape(-1, self.vocab_size).float(), labels.reshape(-1),
                                ignore_index=-100)
         return {"loss": loss, "mlm_loss": loss.detach(), "mlm_acc": accuracy(logits, labels)}
+
+    def forward(self, hidden: torch.Tensor, batch: dict) -> dict:
+        return self.scores(self.logits(hidden, batch["mlm_positions"]), batch["mlm_labels"])
 
     def flops_per_token(self, config: ModelConfig, predicted_fraction: float) -> float:
         per_prediction = config.hidden_size * config.emb_size + config.emb_size * config.padded_vocab_size

@@ -15,7 +15,7 @@ from uer.config import save_config
 from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.data.tokenizers import build_tokenizer
 from uer.errors import ConfigError, DataError
-from uer.models.weights import load_weights, save_weights
+from uer.models.weights import load_weights, read_weights, save_weights
 from uer.training.device import pick_device
 from uer.training.engines import LocalEngine
 from uer.training.metrics import MetricsLog
@@ -82,10 +82,15 @@ def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, floa
     logger.info("%d train / %d dev%s examples, %d labels", len(train), len(dev),
                 f" / {len(test)} test" if test else "", labels_num)
 
+    # A composite pretrainer (ELECTRA ...) is fine-tuned through its discriminator backbone.
+    composite, config.pretrainer = config.pretrainer, ""
     model = task.build_model(config)
     if args.pretrained_model_path:
-        ignored = load_weights(model, args.pretrained_model_path, allow_missing=("head.",),
-                               ignore_unexpected=("target.",))
+        state = read_weights(args.pretrained_model_path)
+        if composite:
+            from uer.models.electra import discriminator_backbone_from_state
+            state = discriminator_backbone_from_state(config, state)
+        ignored = load_weights(model, state, allow_missing=("head.",), ignore_unexpected=("target.",))
         logger.info("loaded embedding + encoder from %s (pretraining heads not used: %d tensors)",
                     args.pretrained_model_path, len(ignored))
     else:
