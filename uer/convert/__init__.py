@@ -1,0 +1,8 @@
+"""Hugging Face <-> uer model conversion: one parameter table per family, used in both directions.
+
+Importing the package registers the families in ``CONVERTERS``.
+"""
+
+from uer.convert.registry import CONVERTERS  # noqa: F401
+from uer.convert import bert, roberta, albert, gpt2  # noqa: F401  (registers the families)
+from uer.convert.api import Converted, build_uer_model, hf_to_uer, uer_kind, uer_to_hf  # noqa: F401

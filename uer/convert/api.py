@@ -1,0 +1,223 @@
+"""Hugging Face <-> uer conversion of whole models: config translation, the parameter table, and a
+final check of the result against the uer model the config builds."""
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from uer.config import ModelConfig, config_from_dict
+from uer.convert import table
+from uer.convert.converter import Converter, Variant
+from uer.convert.hf_files import read_config, read_weights
+from uer.convert.registry import CONVERTERS
+from uer.errors import CheckpointError, ConfigError
+
+
+@dataclass
+class Converted:
+    """The result of a conversion in either direction."""
+    state: Dict[str, torch.Tensor]
+    config: ModelConfig
+    family: str
+    variant: Variant
+    hf_config: Dict = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------
+# Looking up converters
+# ------------------------------------------------------------------------------------------------
+
+def _families() -> List[Converter]:
+    import uer.convert  # noqa: F401  (registers the families)
+    return [CONVERTERS.get(name)() for name in CONVERTERS.names()]
+
+
+def converter_for_model_type(model_type: Optional[str]) -> Converter:
+    for conv in _families():
+        if conv.model_type == model_type:
+            return conv
+    known = ", ".join(sorted(c.model_type for c in _families()))
+    raise ConfigError(f"config.json: model_type '{model_type}' has no uer converter; supported "
+                      f"model types: {known}")
+
+
+def resolve_architecture(name: str) -> Tuple[Converter, Optional[Variant]]:
+    """``name`` is a family ("bert") or a Hugging Face class ("BertForMaskedLM")."""
+    families = _families()
+    for conv in families:
+        if conv.family == name:
+            return conv, None
+    for conv in families:
+        for v in conv.variants:
+            if v.hf_class == name:
+                return conv, v
+    classes = [v.hf_class for c in families for v in c.variants]
+    raise ConfigError(f"unknown architecture '{name}'; use a family ({', '.join(c.family for c in families)}) "
+                      f"or one of the classes {', '.join(classes)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The uer side
+# ------------------------------------------------------------------------------------------------
+
+def build_uer_model(config: ModelConfig, kind: str) -> nn.Module:
+    """The uer module a converted checkpoint of ``kind`` loads into (strictly)."""
+    if kind == "classifier":
+        from uer.tasks.classification import Classifier
+        return Classifier(config)
+    from uer.models import build_model
+    return build_model(config, with_target=(kind == "pretrain"))
+
+
+def _expected_shapes(config: ModelConfig, kind: str) -> Dict[str, Tuple[int, ...]]:
+    with torch.device("meta"):
+        model = build_uer_model(config, kind)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if kind == "backbone":   # a base model's pooler travels as the classifier head's first layer
+        shapes.update({"head.linear_1.weight": (config.hidden_size, config.hidden_size),
+                       "head.linear_1.bias": (config.hidden_size,)})
+    return shapes
+
+
+def check_uer_state(state: Dict[str, torch.Tensor], config: ModelConfig, kind: str,
+                    what: str = "the converted weights") -> None:
+    expected = _expected_shapes(config, kind)
+    optional = {"head.linear_1.weight", "head.linear_1.bias"} if kind == "backbone" else set()
+    missing = [k for k in expected if k not in state and k not in optional]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {expected[k]}" for k in expected
+              if k in state and tuple(state[k].shape) != expected[k]]
+    if missing or unexpected or shapes:
+        parts = [f"{label}: {', '.join(items)}" for label, items in
+                 (("missing", missing), ("unexpected", unexpected), ("shape mismatches", shapes)) if items]
+        raise CheckpointError(f"{what} do not fit the uer {kind} model the config builds; " + "; ".join(parts))
+
+
+def uer_kind(state: Dict[str, torch.Tensor], config: ModelConfig) -> Tuple[str, Tuple[str, ...]]:
+    """What a uer checkpoint holds: a classifier, a pretraining model (which targets), or a backbone."""
+    if any(k.startswith("head.linear_2.") for k in state):
+        return "classifier", ()
+    expected = _expected_shapes(config, "pretrain")
+    targets = []
+    for name in config.target:
+        keys = [k for k in expected if k.startswith(f"target.{name}.")]
+        present = [k for k in keys if k in state]
+        if present and len(present) < len(keys):
+            raise CheckpointError(f"the checkpoint holds only part of target '{name}': missing "
+                                  f"{[k for k in keys if k not in state]}")
+        if present or not keys:     # a parameter-free target (tied lm head) is always there
+            targets.append(name)
+    if targets:
+        return "pretrain", tuple(targets)
+    return "backbone", ()
+
+
+def _discard(state: Dict[str, torch.Tensor], prefixes: Sequence[str], notes: List[str]):
+    if not prefixes:
+        return state
+    kept = {k: v for k, v in state.items() if not any(k.startswith(p) for p in prefixes)}
+    dropped = sorted(set(state) - set(kept))
+    unused = [p for p in prefixes if not any(k.startswith(p) for k in dropped)]
+    if unused:
+        raise ConfigError(f"--discard {' '.join(unused)} matches no parameter of the checkpoint")
+    notes.append(f"discarded as asked: {', '.join(dropped)}")
+    return kept
+
+
+# ------------------------------------------------------------------------------------------------
+# Conversions
+# ------------------------------------------------------------------------------------------------
+
+def hf_to_uer(input_dir: str, architecture: Optional[str] = None, discard: Sequence[str] = (),
+              weights_path: Optional[str] = None) -> Converted:
+    """Convert a Hugging Face model directory.  ``architecture`` overrides config.json's
+    ``architectures`` (a class name such as "BertForPreTraining"); ``discard`` lists name prefixes
+    of the Hugging Face weights to drop on purpose; ``weights_path`` names the weights file when the
+    directory holds several."""
+    hf_config = read_config(input_dir)
+    conv = converter_for_model_type(hf_config.get("model_type"))
+    declared = (hf_config.get("architectures") or [None])[0]
+    hf_class = architecture or declared
+    variant = conv.variant(hf_class) if hf_class else conv.variant_for("backbone", ())
+    notes: List[str] = []
+    state, path = read_weights(input_dir, weights_path)
+    state, ignored = table.split_ignored(state, conv.buffers)
+    if ignored:
+        notes.append(f"buffers, not parameters, not converted: {', '.join(ignored)}")
+    state = _discard(state, discard, notes)
+    try:
+        config, uer_state = _map_hf(conv, variant, hf_config, state, input_dir, notes)
+    except CheckpointError as e:
+        # Hub configs often name a smaller class than the file holds (bert-base-uncased says
+        # BertForMaskedLM but stores the NSP head and pooler too): take the class that maps every
+        # tensor, unless the user named one.
+        fits = [] if architecture else _fitting_variants(conv, variant, hf_config, state, input_dir)
+        if not fits:
+            others = ", ".join(v.hf_class for v in conv.variants if v.hf_class != variant.hf_class)
+            raise CheckpointError(f"{path} as {variant.hf_class}: {e}. If the file is another "
+                                  f"{conv.family} class, name it with --architecture ({others}); to drop "
+                                  "parameters on purpose use --discard PREFIX") from None
+        variant, config, uer_state, extra = fits[0]
+        notes += extra
+        named = f"names {declared}" if declared else "names no class (architectures)"
+        notes.append(f"config.json {named} but the file holds a whole {variant.hf_class}; converted as "
+                     f"{variant.hf_class} (--architecture CLASS with --discard PREFIX drops the rest)")
+    check_uer_state(uer_state, config, variant.kind)
+    return Converted(uer_state, config, conv.family, variant, hf_config, notes)
+
+
+def _map_hf(conv: Converter, variant: Variant, hf_config: Dict, state: Dict[str, torch.Tensor],
+            input_dir: str, notes: List[str]):
+    config = config_from_dict(conv.config_to_uer(hf_config, variant), os.path.join(input_dir, "config.json"))
+    prefix = conv.base_prefix
+    if variant.prefixed and prefix and state and not any(k.startswith(prefix) for k in state):
+        # A file saved from the base model (e.g. the original gpt2 weights): names lack the prefix.
+        state = {prefix + k: v for k, v in state.items()}
+    return config, table.hf_to_uer(conv.rows(config, variant), state, conv.sizes(config, hf_config), notes)
+
+
+def _fitting_variants(conv: Converter, declared: Variant, hf_config: Dict, state: Dict[str, torch.Tensor],
+                      input_dir: str):
+    fits = []
+    for variant in conv.variants:
+        if variant == declared:
+            continue
+        notes: List[str] = []
+        try:
+            config, uer_state = _map_hf(conv, variant, hf_config, state, input_dir, notes)
+        except (CheckpointError, ConfigError):
+            continue
+        fits.append((variant, config, uer_state, notes))
+    return fits
+
+
+def uer_to_hf(state: Dict[str, torch.Tensor], config: ModelConfig, architecture: str,
+              discard: Sequence[str] = (), special: Optional[Dict[str, int]] = None) -> Converted:
+    """Convert a uer checkpoint (``state``, built from ``config``) to the Hugging Face ``architecture``
+    (a family, the class then chosen by what the checkpoint holds, or a class name).  ``special``:
+    token ids for config.json ({"pad_token_id": ...}) read from the vocabulary."""
+    if config.vocab_size <= 0:
+        raise ConfigError("the uer config has no vocab_size; pass the vocabulary (--vocab_path or "
+                          "--spm_model_path) the model was trained with")
+    conv, forced = resolve_architecture(architecture)
+    conv.check_uer(config)
+    notes: List[str] = []
+    state = _discard(state, discard, notes)
+    kind, targets = uer_kind(state, config)
+    variant = forced or conv.variant_for(kind, targets)
+    if variant.kind != kind or (kind == "pretrain" and tuple(variant.targets) != targets):
+        held = f"targets {list(targets)}" if kind == "pretrain" else kind
+        raise ConfigError(f"{variant.hf_class} is a {variant.kind} model "
+                          f"{list(variant.targets) if variant.targets else ''}, but the checkpoint is a "
+                          f"{kind} model with {held}; use --discard to drop parts, or another class")
+    if kind == "pretrain":        # the targets the checkpoint holds (others may have been discarded)
+        config = dataclasses.replace(config, target=list(targets))
+    check_uer_state(state, config, kind, "the checkpoint's weights")
+    hf_config = conv.fit_hf_config(conv.config_to_hf(config, variant, special), state)
+    hf_state = table.uer_to_hf(conv.rows(config, variant), state, conv.sizes(config, hf_config), notes)
+    return Converted(hf_state, config, conv.family, variant, hf_config, notes)
