@@ -107,6 +107,7 @@ def n_params_formula(c):
     enc = layer * layers
     enc += (E * H + H) if c.factorized_embedding_parameterization else 0
     enc += 2 * H if c.layernorm_positioning == "pre" else 0
+    enc += (2 * 256 * H + 2 * H) if c.encoder == "deberta" else 0   # relative-position table + its LayerNorm
     heads = 0
     if "mlm" in c.target:
         heads += (H * E + E) + 2 * E + V          # dense, norm, output bias (weight tied)

@@ -1,7 +1,8 @@
 """Multi-head self-attention through ``torch.nn.functional.scaled_dot_product_attention``.
 
-Position schemes do not re-implement attention: a scheme may rotate q/k (rotary) or return an
-additive bias (T5 buckets, ALiBi); absolute positions live in the embedding and need neither.
+Position schemes do not re-implement attention: a scheme may rotate q/k (rotary), return an
+additive bias (T5 buckets, ALiBi), or compute one from q and k and choose the softmax scale
+(DeBERTa's disentangled attention); absolute positions live in the embedding and need none of these.
 """
 
 from typing import Optional
@@ -20,6 +21,17 @@ class PositionScheme(nn.Module):
         return q, k
 
     def bias(self, q_len: int, k_len: int, device) -> Optional[torch.Tensor]:
+        return None
+
+    def qk_bias(self, q: torch.Tensor, k: torch.Tensor, attention: "MultiHeadAttention"
+                ) -> Optional[torch.Tensor]:
+        """An additive bias computed from the projected heads q, k (B, h, L, d), already multiplied
+        by the softmax scale; ``attention`` is the calling layer, for schemes that project positions
+        with its own weights (DeBERTa's shared key/query projections).  None: no bias."""
+        return None
+
+    def softmax_scale(self, head_size: int) -> Optional[float]:
+        """The factor on q.k before softmax; None: SDPA's default 1/sqrt(head_size)."""
         return None
 
 
@@ -43,9 +55,16 @@ class MultiHeadAttention(nn.Module):
                 position: Optional[PositionScheme] = None) -> torch.Tensor:
         q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
         attn_mask, is_causal = mask.attn_mask, mask.is_causal
+        extra = {}
         if position is not None:
             q, k = position.rotate(q, k)
             bias = position.bias(q.size(2), k.size(2), x.device)
+            qk_bias = position.qk_bias(q, k, self)
+            if qk_bias is not None:
+                bias = qk_bias if bias is None else bias + qk_bias
+            scale = position.softmax_scale(self.head_size)
+            if scale is not None:
+                extra["scale"] = scale
             if bias is not None:
                 # An additive bias and a boolean mask combine into one float mask.
                 if is_causal:
@@ -55,6 +74,6 @@ class MultiHeadAttention(nn.Module):
                     bias = bias.masked_fill(~attn_mask, float("-inf"))
                 attn_mask = bias.to(q.dtype)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+                                           dropout_p=self.dropout if self.training else 0.0, **extra)
         batch, _, length, _ = y.shape
         return self.output(y.transpose(1, 2).reshape(batch, length, -1))
