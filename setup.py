@@ -7,9 +7,10 @@ setup(
                 "indexed datasets, one resumable training loop.",
     packages=find_packages(include=["uer", "uer.*"]),
     python_requires=">=3.9",
-    install_requires=["torch>=2.1", "numpy", "sentencepiece", "pyyaml", "tqdm", "safetensors"],
+    install_requires=["torch>=2.1", "numpy", "sentencepiece", "pyyaml", "tqdm", "safetensors", "regex"],
     extras_require={
-        "dev": ["pytest", "transformers", "matplotlib"],
+        # CI installs .[dev]: the distributed tests launch DeepSpeed ZeRO runs on the CPU.
+        "dev": ["pytest", "transformers", "matplotlib", "deepspeed"],
         "deepspeed": ["deepspeed"],
         "plot": ["matplotlib"],
     },
@@ -19,5 +20,6 @@ setup(
         "uer-finetune-classifier=uer.cli.classifier:finetune_main",
         "uer-infer-classifier=uer.cli.classifier:infer_main",
         "uer-build-vocab=uer.cli.build_vocab:main",
+        "uer-consolidate-checkpoint=uer.cli.consolidate:main",
     ]},
 )

@@ -18,9 +18,9 @@ from uer.models import build_model
 from uer.models.weights import load_weights
 from uer.training.checkpoint import CheckpointManager
 from uer.training.device import peak_tflops, pick_device
-from uer.training.engines import LocalEngine
+from uer.training.engines import ENGINES, LocalEngine
 from uer.training.metrics import MetricsLog
-from uer.training.optim import build_optimizer
+from uer.training.optim import build_optimizer, parameter_groups
 from uer.training.schedules import build_scheduler
 from uer.training.trainer import Trainer, TrainerConfig
 from uer.utils import atomic_write_text, set_seed
@@ -69,8 +69,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seq_length", type=int, default=None,
                    help="Checked against the dataset (sequence length is fixed by preprocess.py).")
     t.add_argument("--data_processor", default=None, help="Checked against the dataset's processor.")
+    e = p.add_argument_group("engine: one process, DDP under torchrun, or DeepSpeed")
+    e.add_argument("--engine", default="local", choices=list(ENGINES),
+                   help="local: one process (CPU or one GPU); ddp: one process per device under torchrun; "
+                        "deepspeed: ZeRO stages 0-3, offload, bf16/fp16 (needs --deepspeed_config).")
+    e.add_argument("--deepspeed", action="store_true", help="UER-py flag: same as --engine deepspeed.")
+    e.add_argument("--deepspeed_config", default=None,
+                   help="DeepSpeed JSON config, e.g. models/deepspeed/zero2.json.  Batch size, accumulation, "
+                        "clipping, optimizer and precision settings are reconciled with the flags: missing "
+                        "or \"auto\" values are filled from them, contradictions are errors.")
+    e.add_argument("--local_rank", type=int, default=None,
+                   help="Set by the deepspeed launcher; the LOCAL_RANK environment variable is what is used.")
     add_model_override_args(p, masking=True)
     return p
+
+
+def given_flags(argv: Optional[List[str]]) -> set:
+    """The destinations of the flags actually on the command line (not defaults)."""
+    probe = build_parser()
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(argv)))
 
 
 def _describe(tok: dict) -> str:
@@ -129,15 +148,22 @@ def apply_dataset_masking(config: ModelConfig, meta: dict, args) -> None:
 @cli_entry
 def main(argv: Optional[List[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
+    given = given_flags(argv)
     if args.fp16:
         args.precision = "fp16"
+        given.add("precision")
+    if args.deepspeed:
+        args.engine = "deepspeed"
     for key in ("total_steps", "batch_size", "accumulation_steps", "report_steps", "save_checkpoint_steps"):
         if getattr(args, key) <= 0:
             raise ConfigError(f"--{key} must be positive, got {getattr(args, key)}")
     if not 0 <= args.warmup <= 1:
         raise ConfigError(f"--warmup is a fraction of --total_steps in [0, 1], got {args.warmup}")
-    set_seed(args.seed)
-    device = pick_device(args.device)
+    if args.deepspeed_config and args.engine != "deepspeed":
+        raise ConfigError("--deepspeed_config is given but the engine is " + args.engine +
+                          "; add --deepspeed (or --engine deepspeed)")
+    device, world_size, ds_config, own_optimizer = setup_engine(args, given)
+    set_seed(args.seed)     # the same on every rank: every rank builds the same initial model
 
     tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
     dataset = IndexedDataset(args.dataset_path)
@@ -155,36 +181,43 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.pretrained_model_path and not args.resume:
         load_weights(model, args.pretrained_model_path)
         logger.info("initialised from %s", args.pretrained_model_path)
-    model.to(device)
-    optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
-                                args.adam_epsilon)
-    scheduler = build_scheduler(optimizer, args.scheduler, int(args.warmup * args.total_steps),
-                                args.total_steps, args.poly_power, args.lr_end_ratio)
-    engine = LocalEngine(model, optimizer, scheduler, device, args.precision, args.max_grad_norm,
-                         args.accumulation_steps)
+    # FLOPs per token are linear in the sequence length; measured on the whole model now, since
+    # ZeRO-3 leaves each rank only its partition of the parameters.
+    flops_0, flops_1 = model.flops_per_token(0, config.masking.mask_prob), \
+        model.flops_per_token(1, config.masking.mask_prob)
+    params = sum(p.numel() for p in model.parameters())
+    engine = build_engine(args, model, device, ds_config, own_optimizer)
 
     collator = PretrainCollator(tokenizer.vocab, config.target, config.masking, args.seed, dataset.fields,
                                 seq_length=int(dataset.meta["seq_length"]), max_length=config.max_seq_length)
-    sampler = BatchSampler(len(dataset), args.batch_size, args.seed)
+    sampler = BatchSampler(len(dataset), args.batch_size, args.seed, rank=engine.rank, world_size=engine.world_size)
     checkpoints = CheckpointManager(args.output_model_path)
-    run_info = {"model_config": config.to_dict(), "args": {k: v for k, v in vars(args).items()}}
+    run_info = {"model_config": config.to_dict(), "args": {k: v for k, v in vars(args).items()},
+                "world_size": world_size}
+    if ds_config is not None:
+        run_info["deepspeed_config"] = ds_config
 
     state = None
     if args.resume:
-        path = checkpoints.latest() if args.resume == "latest" else args.resume
+        path = engine.latest_checkpoint(checkpoints) if args.resume == "latest" else args.resume
         if path is None:
-            raise DataError(f"--resume: no checkpoint {args.output_model_path}-N.state.pt found; start "
-                            "without --resume")
-        state = CheckpointManager.load(path)
-        saved = state.get("run_info", {}).get("model_config")
-        if saved and saved != config.to_dict():
-            raise ConfigError(f"--resume: {path} was written with a different model config; resume with "
-                              "the same --config_path and overrides")
-        load_weights(model, state["model"])
-    metrics = MetricsLog(args.output_model_path + ".metrics.jsonl",
-                         resume_step=int(state["step"]) if state else None)
-    save_config(config, args.output_model_path + ".config.json")
-    atomic_write_text(args.output_model_path + ".run.json", json.dumps(run_info, indent=2, default=str) + "\n")
+            where = (f"{args.output_model_path}.deepspeed/latest" if args.engine == "deepspeed"
+                     else f"{args.output_model_path}-N.state.pt")
+            raise DataError(f"--resume: no checkpoint {where} found; start without --resume")
+
+        def same_config(loaded: dict) -> None:
+            saved = loaded.get("run_info", {}).get("model_config")
+            if saved and saved != config.to_dict():
+                raise ConfigError(f"--resume: {path} was written with a different model config; resume with "
+                                  "the same --config_path and overrides")
+        state = engine.load_checkpoint(checkpoints, path, validate=same_config)
+    metrics = None
+    if engine.is_main:
+        metrics = MetricsLog(args.output_model_path + ".metrics.jsonl",
+                             resume_step=int(state["step"]) if state else None)
+        save_config(config, args.output_model_path + ".config.json")
+        atomic_write_text(args.output_model_path + ".run.json",
+                          json.dumps(run_info, indent=2, default=str) + "\n")
 
     trainer = Trainer(engine, CollatedBatches(dataset, collator), sampler,
                       TrainerConfig(total_steps=args.total_steps, accumulation_steps=args.accumulation_steps,
@@ -192,15 +225,72 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                     num_workers=args.num_workers,
                                     peak_tflops=args.peak_tflops or peak_tflops(device)),
                       checkpoints=checkpoints, metrics=metrics,
-                      flops_per_token=lambda L: model.flops_per_token(L, config.masking.mask_prob),
+                      flops_per_token=lambda L: flops_0 + (flops_1 - flops_0) * L,
                       run_info=run_info)
     if state is not None:
         trainer.restore(state)
         logger.info("resumed from %s at step %d", args.resume if args.resume != "latest" else "latest", trainer.step)
-    params = sum(p.numel() for p in model.parameters())
-    logger.info("model: %.2fM parameters, targets %s; dataset: %d instances (%s); device %s, %s",
-                params / 1e6, config.target, len(dataset), dataset.meta.get("processor"), device, args.precision)
+    logger.info("model: %.2fM parameters, targets %s; dataset: %d instances (%s); engine %s, %d process(es), "
+                "device %s, %s", params / 1e6, config.target, len(dataset), dataset.meta.get("processor"),
+                args.engine, world_size, device, args.precision)
     last = trainer.train()
-    checkpoints.save_final(model)
+    engine.save_final(checkpoints)
     logger.info("final model written to %s", args.output_model_path)
     return last
+
+
+def setup_engine(args, given: set):
+    """Join the process group (ddp, deepspeed) and reconcile the DeepSpeed config with the flags —
+    before anything is built, since the batch size and precision may come from that config.
+    Returns (device, world size, DeepSpeed config or None, whether our own optimizer is used)."""
+    if args.engine == "local":
+        return pick_device(args.device), 1, None, True
+    if args.engine == "ddp":
+        import torch.distributed as dist
+        from uer.training.distributed import init_process_group
+        device = init_process_group("ddp", args.device)
+        world_size = dist.get_world_size()
+        ds_config, own_optimizer = None, True
+    else:
+        from uer.training.engines.deepspeed_config import read_deepspeed_config, resolve_deepspeed_config
+        if not args.deepspeed_config:
+            raise ConfigError("--engine deepspeed needs --deepspeed_config, e.g. models/deepspeed/zero2.json")
+        raw = read_deepspeed_config(args.deepspeed_config)     # before starting processes talking
+        from uer.training.engines.deepspeed_engine import init_deepspeed_distributed
+        device, world_size = init_deepspeed_distributed()
+        _quiet_unless_main()
+        ds_config, own_optimizer = resolve_deepspeed_config(raw, args, given, world_size,
+                                                            source=args.deepspeed_config)
+    _quiet_unless_main()
+    return device, world_size, ds_config, own_optimizer
+
+
+def _quiet_unless_main() -> None:
+    """One log, from rank 0; warnings and errors from every rank."""
+    import torch.distributed as dist
+    if dist.get_rank() != 0:
+        logging.getLogger("uer").setLevel(logging.WARNING)
+
+
+def build_engine(args, model, device, ds_config, own_optimizer: bool):
+    warmup = int(args.warmup * args.total_steps)
+
+    def make_scheduler(optimizer):
+        return build_scheduler(optimizer, args.scheduler, warmup, args.total_steps, args.poly_power,
+                               args.lr_end_ratio)
+
+    model.to(device)
+    if args.engine == "deepspeed":
+        from uer.training.engines.deepspeed_engine import DeepSpeedEngine
+        groups = parameter_groups(model, args.weight_decay)
+        optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
+                                    args.adam_epsilon) if own_optimizer else None
+        return DeepSpeedEngine(model, ds_config, groups, optimizer, make_scheduler)
+    optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
+                                args.adam_epsilon)
+    if args.engine == "ddp":
+        from uer.training.engines.ddp import DDPEngine
+        return DDPEngine(model, optimizer, make_scheduler(optimizer), device, args.precision,
+                         args.max_grad_norm, args.accumulation_steps)
+    return LocalEngine(model, optimizer, make_scheduler(optimizer), device, args.precision,
+                       args.max_grad_norm, args.accumulation_steps)

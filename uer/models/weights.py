@@ -4,7 +4,7 @@ be missing or ignored."""
 
 import os
 import pickle
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -18,13 +18,18 @@ def model_state(model: nn.Module) -> Dict[str, torch.Tensor]:
 
 
 def save_weights(model: nn.Module, path) -> None:
+    save_state(model_state(model), path)
+
+
+def save_state(state: Dict[str, torch.Tensor], path) -> None:
+    """Write a dict of CPU tensors atomically (safetensors when the name ends in .safetensors)."""
     path = os.fspath(path)
     if path.endswith(".safetensors"):
         from safetensors.torch import save_file
         with atomic_path(path) as tmp:
-            save_file({k: v.contiguous() for k, v in model_state(model).items()}, tmp)
+            save_file({k: v.contiguous() for k, v in state.items()}, tmp)
     else:
-        atomic_torch_save(model_state(model), path)
+        atomic_torch_save(state, path)
 
 
 def read_weights(path) -> Dict[str, torch.Tensor]:
@@ -57,13 +62,25 @@ def _starts(key: str, prefixes: Iterable[str]) -> bool:
 
 
 def load_weights(model: nn.Module, path_or_state, *, allow_missing: Tuple[str, ...] = (),
-                 ignore_unexpected: Tuple[str, ...] = ()) -> List[str]:
+                 ignore_unexpected: Tuple[str, ...] = (), source: Optional[str] = None) -> List[str]:
     """Load strictly.  ``allow_missing``: key prefixes the model may lack in the file (e.g. a new
-    task head); ``ignore_unexpected``: key prefixes of the file to skip (e.g. pretraining targets).
+    task head); ``ignore_unexpected``: key prefixes of the file to skip (e.g. pretraining targets);
+    ``source``: the file a state dict was read from, for error messages.
     Returns the ignored keys.  Any other mismatch raises CheckpointError listing the keys."""
     is_path = isinstance(path_or_state, (str, os.PathLike))
-    source = os.fspath(path_or_state) if is_path else "<state dict>"
+    source = os.fspath(path_or_state) if is_path else (source or "<state dict>")
     state = read_weights(path_or_state) if is_path else path_or_state
+    ignored = check_weights(model, state, source, allow_missing=allow_missing,
+                            ignore_unexpected=ignore_unexpected)
+    own = model.state_dict()
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    return ignored
+
+
+def check_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str = "<state dict>", *,
+                  allow_missing: Tuple[str, ...] = (), ignore_unexpected: Tuple[str, ...] = ()) -> List[str]:
+    """The checks of ``load_weights`` without loading (the model may live on the meta device).
+    Returns the keys of ``state`` the model does not have (all allowed by ``ignore_unexpected``)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state and not _starts(k, allow_missing)]
     unexpected = [k for k in state if k not in own and not _starts(k, ignore_unexpected)]
@@ -80,9 +97,7 @@ def load_weights(model: nn.Module, path_or_state, *, allow_missing: Tuple[str, .
         raise CheckpointError(f"checkpoint {source} does not match the model config: "
                               + "; ".join(parts) + ". Use the --config_path (and vocabulary) the "
                               "checkpoint was trained with")
-    ignored = [k for k in state if k not in own]
-    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-    return ignored
+    return [k for k in state if k not in own]
 
 
 def _short(keys: List[str], n: int = 8) -> str:

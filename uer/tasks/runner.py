@@ -90,7 +90,8 @@ def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, floa
         if composite:
             from uer.models.electra import discriminator_backbone_from_state
             state = discriminator_backbone_from_state(config, state)
-        ignored = load_weights(model, state, allow_missing=("head.",), ignore_unexpected=("target.",))
+        ignored = load_weights(model, state, allow_missing=("head.",), ignore_unexpected=("target.",),
+                               source=args.pretrained_model_path)
         logger.info("loaded embedding + encoder from %s (pretraining heads not used: %d tensors)",
                     args.pretrained_model_path, len(ignored))
     else:

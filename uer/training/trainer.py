@@ -14,7 +14,7 @@ from typing import Callable, Dict, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from uer.errors import UerError
+from uer.errors import ConfigError, UerError
 from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.training.checkpoint import CheckpointManager
 from uer.training.metrics import MetricsLog, RunningMeans, Throughput, format_eta
@@ -54,19 +54,35 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------------
     def state(self) -> dict:
-        return {"engine": self.engine.state_dict(), "sampler": self.sampler.state_dict(),
-                "rng": rng_state(), "run_info": self.run_info}
+        """The training state beside the weights.  Collective: every rank calls it (each rank's RNG
+        state is gathered, so dropout continues exactly on every rank after a resume)."""
+        rngs = self.engine.gather(rng_state())
+        state = {"step": self.step, "engine": self.engine.state_dict(), "sampler": self.sampler.state_dict(),
+                 "rng": rngs[0], "run_info": self.run_info}
+        if self.engine.world_size > 1:
+            state["rng_per_rank"] = rngs
+            state["world_size"] = self.engine.world_size
+        return state
 
     def restore(self, state: dict) -> None:
-        """Continue from a loaded training state (model weights are loaded by the caller)."""
+        """Continue from a loaded training state (model weights are loaded by the engine)."""
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.engine.world_size:
+            raise ConfigError(f"the checkpoint was written by {saved_world} process(es) but this run has "
+                              f"{self.engine.world_size}: the data position counts global batches of "
+                              "batch_size x processes, so resume with the same number of processes")
         self.engine.load_state_dict(state["engine"])
         self.sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank")
+        set_rng_state(per_rank[self.engine.rank] if per_rank else state["rng"])
         self.step = int(state["step"])
 
     def save(self) -> None:
-        if self.checkpoints is not None and self.engine.is_main:
-            path = self.checkpoints.save(self.step, self.engine.model, self.state())
+        """Collective: every rank calls it; the engine decides who writes what."""
+        if self.checkpoints is None:
+            return
+        path = self.engine.save_checkpoint(self.checkpoints, self.step, self.state())
+        if self.engine.is_main:
             logger.info("step %d: checkpoint written to %s", self.step, path)
 
     # -- loop -------------------------------------------------------------------------------------
@@ -120,6 +136,7 @@ class Trainer:
         elapsed = time.perf_counter() - start_time
         eta = elapsed / max(done, 1) * (self.cfg.total_steps - self.step)
         world = self.engine.world_size
+        values = self.engine.reduce_mean(values)     # collective: every rank reports
         record = {"step": self.step, "lr": self.engine.learning_rate(), **values,
                   "tokens_per_s": lap["tokens_per_s"] * world, "skipped_steps": self.engine.skipped_steps}
         if self.flops_per_token is not None and seq_len:

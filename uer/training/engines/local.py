@@ -1,8 +1,8 @@
 """The local engine: CPU or one GPU, fp32 / bf16 / fp16 autocast.
 
-An engine owns the model, optimizer, scheduler and precision; the Trainer only calls
-``forward``, ``backward``, ``step`` and the state methods, so DDP and DeepSpeed engines can plug in
-behind the same interface.
+An engine owns the model, optimizer, scheduler and precision; the Trainer only calls the methods
+of ``uer.training.engines.base.Engine``, so the DDP and DeepSpeed engines plug in behind the same
+interface.
 """
 
 import contextlib
@@ -12,15 +12,12 @@ import torch
 from torch import nn
 
 from uer.errors import ConfigError
+from uer.training.engines.base import Engine
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class LocalEngine:
-    rank = 0
-    world_size = 1
-    is_main = True
-
+class LocalEngine(Engine):
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
                  device: torch.device, precision: str = "fp32", max_grad_norm: float = 1.0,
                  accumulation_steps: int = 1):

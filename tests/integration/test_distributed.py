@@ -1,0 +1,225 @@
+"""The distributed engines, each launched as 2 CPU processes with torchrun on a tiny BERT.
+
+Every distributed run uses --batch_size 2 --accumulation_steps 2 on 2 processes; the reference is
+one local process with --batch_size 2 --accumulation_steps 4.  Both take the same 8 instances per
+step (the sampler gives rank r of global batch b the slice [b*4 + 2r, b*4 + 2r + 2)), with the
+same counter-based masks, and both average 4 equally weighted micro-batch means — the same
+arithmetic, so the losses agree to float32 rounding.  (One process with --batch_size 8 averages
+over all masked tokens of the 8 instances at once, which weights instances slightly differently:
+its losses differ by ~5e-4 relative, a different objective rather than an error.)  Dropout is 0
+for the comparisons, since each process draws its own dropout masks.
+
+DeepSpeed runs use fp32 configs (ZeRO stage only), so they compare with the fp32 local run.
+Resume exactness: a 6-step run checkpoints at steps 3 and 6; its step-3 checkpoint (copied to a
+fresh directory with the first 3 metric lines) is resumed and must reproduce steps 4-6 exactly.
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from uer.cli.preprocess import main as preprocess_main
+from uer.cli.pretrain import main as pretrain_main
+from uer.config import load_config
+from uer.models import build_model
+from uer.models.weights import load_weights
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
+needs_deepspeed = pytest.mark.skipif(not HAS_DEEPSPEED, reason="DeepSpeed is not installed "
+                                     "(pip install -e .[dev] or uer[deepspeed])")
+
+STEPS = 6
+LOSS_RTOL = 1e-5      # measured: identical to the printed 7 digits (max |rel diff| < 1e-7)
+WEIGHT_ATOL = 1e-6    # measured: max |diff| of the final weights <= 6e-8
+LAUNCH_TIMEOUT = 600  # the first DeepSpeed launch compiles a small communication op (~1 min)
+
+
+@pytest.fixture(scope="module")
+def dataset(tiny_corpus, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("dist") / "dataset")
+    preprocess_main(["--corpus_path", str(tiny_corpus / "corpus.txt"), "--vocab_path", str(tiny_corpus / "vocab.txt"),
+                     "--dataset_path", path, "--seq_length", "48", "--data_processor", "bert"])
+    return path
+
+
+def flags(tiny_corpus, dataset, out, *extra, dropout="0"):
+    return ["--dataset_path", dataset, "--vocab_path", str(tiny_corpus / "vocab.txt"),
+            "--config_path", str(tiny_corpus / "tiny_bert.json"), "--output_model_path", str(out),
+            "--total_steps", str(STEPS), "--report_steps", "1", "--save_checkpoint_steps", "3",
+            "--learning_rate", "1e-3", "--seed", "11", "--num_workers", "0", "--dropout", dropout,
+            "--batch_size", "2", *extra]
+
+
+def launch(args, nproc=2):
+    """torchrun; a rank that fails makes torchrun stop the others and exit non-zero (and the
+    timeout catches a hang)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           os.path.join(ROOT, "pretrain.py"), *map(str, args)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def curve(prefix):
+    with open(str(prefix) + ".metrics.jsonl") as f:
+        return [(r["step"], r["loss"], r["lr"], r["grad_norm"]) for r in map(json.loads, f)]
+
+
+def weights(path):
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def assert_same_training(run, reference):
+    a, b = curve(run), curve(reference)
+    assert [s for s, *_ in a] == list(range(1, STEPS + 1)) == [s for s, *_ in b]
+    for (step, loss, lr, norm), (_, loss_ref, lr_ref, norm_ref) in zip(a, b):
+        assert loss == pytest.approx(loss_ref, rel=LOSS_RTOL), (step, loss, loss_ref)
+        assert norm == pytest.approx(norm_ref, rel=LOSS_RTOL), (step, norm, norm_ref)
+        assert lr == pytest.approx(lr_ref, rel=1e-12), (step, lr, lr_ref)
+    assert a[-1][1] < a[0][1]
+    got, want = weights(run), weights(reference)
+    assert set(got) == set(want)
+    assert all(got[k].dtype == torch.float32 for k in got)
+    diff = max((got[k] - want[k]).abs().max().item() for k in want)
+    assert diff <= WEIGHT_ATOL, diff
+
+
+def copy_first_half(straight, resumed_dir, files):
+    """A run interrupted after step 3: its step-3 checkpoint and its first 3 metric lines."""
+    os.makedirs(resumed_dir)
+    for name in files:
+        source = os.path.join(os.path.dirname(straight), name)
+        (shutil.copytree if os.path.isdir(source) else shutil.copy)(source, os.path.join(resumed_dir, name))
+    with open(str(straight) + ".metrics.jsonl") as f:
+        lines = f.readlines()[:3]
+    with open(os.path.join(resumed_dir, "m.bin.metrics.jsonl"), "w") as f:
+        f.writelines(lines)
+    return os.path.join(resumed_dir, "m.bin")
+
+
+def assert_resumed_exactly(resumed, straight):
+    assert curve(resumed) == curve(straight)                     # bit-identical steps 4-6
+    got, want = weights(resumed), weights(straight)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_corpus, dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "m.bin"
+    pretrain_main(flags(tiny_corpus, dataset, out, "--accumulation_steps", "4"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_corpus, dataset, tmp_path_factory):
+    """Distributed runs by name, launched once and shared by the comparison and resume tests."""
+    done = {}
+
+    def run(name, *extra, dropout="0"):
+        if name not in done:
+            out = tmp_path_factory.mktemp(name) / "m.bin"
+            launch(flags(tiny_corpus, dataset, out, "--accumulation_steps", "2", *extra, dropout=dropout))
+            done[name] = out
+        return done[name]
+    return run
+
+
+def zero_config(tmp_path, stage):
+    path = tmp_path / f"zero{stage}_fp32.json"       # no bf16/fp16 section: fp32, like the reference
+    path.write_text(json.dumps({"zero_optimization": {"stage": stage}}))
+    return path
+
+
+# --------------------------------------------------------------------------------------- DDP
+
+def test_ddp_matches_one_process(runs, reference):
+    out = runs("ddp", "--engine", "ddp")
+    assert_same_training(out, reference)
+    assert os.path.isfile(str(out) + "-3") and os.path.isfile(str(out) + "-6.state.pt")
+    state = torch.load(str(out) + "-6.state.pt", weights_only=True)
+    assert state["world_size"] == 2 and len(state["rng_per_rank"]) == 2
+
+
+def test_ddp_resume_continues_exactly(runs, tiny_corpus, dataset, tmp_path):
+    straight = runs("ddp", "--engine", "ddp")
+    resumed = copy_first_half(straight, str(tmp_path / "resumed"), ["m.bin-3", "m.bin-3.state.pt"])
+    launch(flags(tiny_corpus, dataset, resumed, "--accumulation_steps", "2", "--engine", "ddp", "--resume"))
+    assert_resumed_exactly(resumed, straight)
+
+
+# --------------------------------------------------------------------------------- DeepSpeed
+
+@needs_deepspeed
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_zero_matches_one_process(stage, runs, reference, tmp_path_factory, tiny_corpus):
+    config = zero_config(tmp_path_factory.mktemp("cfg"), stage)
+    out = runs(f"zero{stage}", "--deepspeed", "--deepspeed_config", config)
+    # The final weights were consolidated from the last ZeRO checkpoint (fp32 master weights):
+    # they equal the local run's, and load strictly into a freshly built model, as finetune does.
+    assert_same_training(out, reference)
+    checkpoints = str(out) + ".deepspeed"
+    assert sorted(d for d in os.listdir(checkpoints) if d.startswith("step")) == ["step3", "step6"]
+    assert open(os.path.join(checkpoints, "latest")).read().strip() == "step6"
+    model = build_model(load_config(str(out) + ".config.json"))
+    load_weights(model, str(out))
+    if stage == 3:   # scripts/consolidate_checkpoint.py, offline, on the same checkpoint: the same file
+        from uer.cli.consolidate import main as consolidate_main
+        assert consolidate_main(["--input_path", checkpoints + "/step6"]) == str(out) + "-6"
+        got, want = weights(str(out) + "-6"), weights(out)
+        assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+
+
+@needs_deepspeed
+def test_zero2_resume_continues_exactly_with_dropout(runs, tiny_corpus, dataset, tmp_path):
+    """Dropout on: every rank's RNG state is checkpointed, so each rank continues its own stream."""
+    config = zero_config(tmp_path, 2)
+    straight = runs("zero2_dropout", "--deepspeed", "--deepspeed_config", config, dropout="0.1")
+    resumed = copy_first_half(straight, str(tmp_path / "resumed"), [])
+    os.makedirs(resumed + ".deepspeed")
+    shutil.copytree(str(straight) + ".deepspeed/step3", resumed + ".deepspeed/step3")
+    with open(resumed + ".deepspeed/latest", "w") as f:
+        f.write("step3")
+    launch(flags(tiny_corpus, dataset, resumed, "--accumulation_steps", "2", "--deepspeed", "--deepspeed_config",
+                 config, "--resume", dropout="0.1"))
+    assert_resumed_exactly(resumed, straight)
+
+
+@needs_deepspeed
+def test_zero3_resume_continues_exactly(runs, tiny_corpus, dataset, tmp_path, tmp_path_factory):
+    config = zero_config(tmp_path, 3)
+    straight = runs("zero3", "--deepspeed", "--deepspeed_config", zero_config(tmp_path_factory.mktemp("cfg"), 3))
+    resumed = copy_first_half(straight, str(tmp_path / "resumed"), [])
+    shutil.copytree(str(straight) + ".deepspeed/step3", resumed + ".deepspeed/step3")
+    launch(flags(tiny_corpus, dataset, resumed, "--accumulation_steps", "2", "--deepspeed", "--deepspeed_config",
+                 config, "--resume", resumed + ".deepspeed/step3"))
+    assert_resumed_exactly(resumed, straight)
+
+
+# ---------------------------------------------------------------------------------- failures
+
+DYING_RANK = """
+import os, sys
+sys.path.insert(0, {root!r})
+from uer.training.distributed import init_process_group, reduce_mean
+init_process_group("ddp", "cpu")
+if os.environ["RANK"] == "1":
+    raise SystemExit("rank 1 dies before the collective")
+reduce_mean({{"loss": 1.0}})      # rank 0 waits here for a rank that is gone
+"""
+
+
+def test_a_dying_rank_fails_the_launch_instead_of_hanging(tmp_path):
+    script = tmp_path / "dying_rank.py"
+    script.write_text(DYING_RANK.format(root=ROOT))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "rank 1 dies" in proc.stderr

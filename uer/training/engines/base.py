@@ -1,0 +1,64 @@
+"""The engine interface the Trainer talks to, with the single-process defaults.
+
+An engine owns the model, optimizer, scheduler, precision and — when there is more than one
+process — the communication between them.  The Trainer calls only:
+
+    forward(batch) -> dict        backward(loss)        step() -> (grad_norm, skipped)
+    to_device(batch)   learning_rate()   state_dict() / load_state_dict()
+    reduce_mean(values)            mean of logged scalars over the ranks (collective)
+    gather(obj) -> list            one object per rank (collective)
+    save_checkpoint(checkpoints, step, state)    called on every rank (collective)
+    load_checkpoint(checkpoints, path, validate) -> trainer state
+    latest_checkpoint(checkpoints) -> path or None
+    save_final(checkpoints)        the final ordinary uer weights file (collective)
+
+and reads ``model`` (the unwrapped module, whose state_dict keys are the uer names), ``rank``,
+``world_size``, ``is_main`` and ``skipped_steps``.  Collective calls are made by every rank at
+the same point of the loop; only the main rank writes files.
+"""
+
+from typing import Callable, Dict, List, Optional
+
+from uer.models.weights import load_weights
+from uer.training.checkpoint import CheckpointManager
+
+
+class Engine:
+    rank = 0
+    world_size = 1
+    is_main = True
+    skipped_steps = 0
+
+    # -- communication (no-ops in one process) -----------------------------------------------------
+    def reduce_mean(self, values: Dict[str, float]) -> Dict[str, float]:
+        return values
+
+    def gather(self, obj) -> List:
+        return [obj]
+
+    def barrier(self) -> None:
+        pass
+
+    # -- checkpoints: the CheckpointManager format (<prefix>-N weights + <prefix>-N.state.pt) ------
+    def save_checkpoint(self, checkpoints: CheckpointManager, step: int, state: dict) -> Optional[str]:
+        path = checkpoints.save(step, self.model, state) if self.is_main else None
+        self.barrier()      # nobody runs ahead (or exits) before the checkpoint is complete
+        return path
+
+    def latest_checkpoint(self, checkpoints: CheckpointManager) -> Optional[str]:
+        return checkpoints.latest()
+
+    def load_checkpoint(self, checkpoints: CheckpointManager, path: str,
+                        validate: Callable[[dict], None] = lambda state: None) -> dict:
+        """Load the model weights of the checkpoint at ``path`` and return the training state
+        (the Trainer restores optimizer, scheduler, sampler and RNG from it).  ``validate`` sees
+        the state before any weights are loaded."""
+        state = CheckpointManager.load(path)
+        validate(state)
+        load_weights(self.model, state.pop("model"))
+        return state
+
+    def save_final(self, checkpoints: CheckpointManager) -> None:
+        if self.is_main:
+            checkpoints.save_final(self.model)
+        self.barrier()
