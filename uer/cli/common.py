@@ -46,9 +46,18 @@ def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tokenizer")
     group.add_argument("--vocab_path", default=None, help="WordPiece-style vocabulary, one token per line.")
     group.add_argument("--spm_model_path", default=None, help="SentencePiece model (used instead of the vocab).")
-    group.add_argument("--tokenizer", default="bert", help="bert | char | space | spm (default bert).")
+    group.add_argument("--tokenizer", default="bert",
+                       help="bert | char | space | spm | bpe (GPT-2 byte-level; default bert).")
+    group.add_argument("--merges_path", default=None, help="merges.txt of a byte-level BPE (--tokenizer bpe).")
     group.add_argument("--do_lower_case", dest="do_lower_case", type=str_to_bool, nargs="?", const=True,
                        default=True, help="Lower-case (and, for WordPiece, strip accents); default true. "
                        "'--do_lower_case false' as in TencentPretrain, or --no_lower_case.")
     group.add_argument("--no_lower_case", dest="do_lower_case", action="store_false",
                        help="Keep case (cased English vocabularies).")
+
+
+def tokenizer_from_args(args: argparse.Namespace):
+    """The tokenizer named by the tokenizer flags of ``add_tokenizer_args``."""
+    from uer.data.tokenizers import build_tokenizer
+    return build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case,
+                           merges_path=args.merges_path)

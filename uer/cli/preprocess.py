@@ -3,7 +3,7 @@
 import argparse
 from typing import List, Optional
 
-from uer.cli.common import add_tokenizer_args, cli_entry
+from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
 from uer.registry import PROCESSORS
 
 
@@ -64,12 +64,10 @@ def _add_masking_args(parser: argparse.ArgumentParser) -> None:
 @cli_entry
 def main(argv: Optional[List[str]] = None) -> dict:
     from uer.data.preprocess import build_dataset
-    from uer.data.tokenizers import build_tokenizer
 
     args = build_parser().parse_args(argv)
     PROCESSORS.get(args.data_processor, where="--data_processor")   # fail before loading a vocab
-    tokenizer = build_tokenizer(name=args.tokenizer, vocab_path=args.vocab_path,
-                                spm_model_path=args.spm_model_path, do_lower_case=args.do_lower_case)
+    tokenizer = tokenizer_from_args(args)
     masking = {"whole_word_masking": args.whole_word_masking, "span_masking": args.span_masking,
                "span_geo_prob": args.span_geo_prob, "span_max_length": args.span_max_length}
     return build_dataset(args.corpus_path, args.dataset_path, tokenizer, args.data_processor,

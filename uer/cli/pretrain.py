@@ -6,13 +6,12 @@ import logging
 from typing import List, Optional
 
 
-from uer.cli.common import add_tokenizer_args, cli_entry
+from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
 from uer.cli.model_args import add_model_override_args, resolve_model_config, set_vocab_size
 from uer.config import ModelConfig, save_config
 from uer.data.collator import PretrainCollator
 from uer.data.dataset import IndexedDataset
 from uer.data.sampler import BatchSampler, CollatedBatches
-from uer.data.tokenizers import build_tokenizer
 from uer.errors import ConfigError, DataError
 from uer.models import build_model
 from uer.models.weights import load_weights
@@ -165,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     device, world_size, ds_config, own_optimizer = setup_engine(args, given)
     set_seed(args.seed)     # the same on every rank: every rank builds the same initial model
 
-    tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
+    tokenizer = tokenizer_from_args(args)
     dataset = IndexedDataset(args.dataset_path)
     config = resolve_model_config(args)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)

@@ -5,8 +5,7 @@ characters (so no byte is ever unknown), then merged pairwise by rank.  Special 
 vocabulary (``<|endoftext|>``, ``<s>`` ...) are split out first and kept whole.
 
 The pattern needs Unicode classes (``\\p{L}``, ``\\p{N}``) that only the ``regex`` package provides.
-Not yet registered in TOKENIZERS: building it needs a merges file, which the tokenizer command-line
-flags do not carry yet.
+Registered as ``--tokenizer bpe`` (with ``--vocab_path vocab.json --merges_path merges.txt``).
 """
 
 import functools
@@ -19,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 from uer.data.tokenizers import Tokenizer
 from uer.data.vocab import ROBERTA_SPECIALS, SpecialTokens, Vocab
 from uer.errors import DataError
+from uer.registry import TOKENIZERS
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_SPECIALS = SpecialTokens(pad="<|endoftext|>", unk="<|endoftext|>", cls="<|endoftext|>",
@@ -56,6 +56,7 @@ def read_merges(path: str) -> List[Tuple[str, str]]:
     return merges
 
 
+@TOKENIZERS.register("bpe")
 class ByteLevelBpeTokenizer(Tokenizer):
     name = "bpe"
 

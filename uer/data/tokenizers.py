@@ -338,14 +338,21 @@ class SentencePieceTokenizer(Tokenizer):
 
 
 def build_tokenizer(name: str = "bert", vocab_path: Optional[str] = None,
-                    spm_model_path: Optional[str] = None, do_lower_case: bool = True) -> Tokenizer:
+                    spm_model_path: Optional[str] = None, do_lower_case: bool = True,
+                    merges_path: Optional[str] = None) -> Tokenizer:
     """Build a tokenizer from command-line style arguments.
 
     As in UER-py, giving ``spm_model_path`` selects SentencePiece whatever ``name`` says (e.g.
     ``--tokenizer bert --spm_model_path x.model`` tokenizes with x.model); the vocabulary is then
-    the model's pieces and ``vocab_path`` is not needed.
+    the model's pieces and ``vocab_path`` is not needed.  ``--tokenizer bpe`` is GPT-2 / RoBERTa
+    byte-level BPE: ``vocab_path`` is its vocab.json and ``merges_path`` its merges.txt.
     """
+    import uer.data.bpe  # noqa: F401  (registers "bpe"; it needs this module's base class)
     cls = TOKENIZERS.get(name, where="--tokenizer")
+    if name == "bpe":
+        if vocab_path is None or merges_path is None:
+            raise DataError("--tokenizer bpe needs --vocab_path (vocab.json) and --merges_path (merges.txt)")
+        return cls(vocab_path, merges_path)
     if spm_model_path is not None:
         if not os.path.isfile(spm_model_path):
             raise DataError(f"--spm_model_path {spm_model_path} does not exist or is not a file; pass "

@@ -13,7 +13,7 @@ import torch
 from uer.cli.model_args import resolve_model_config, set_vocab_size
 from uer.config import save_config
 from uer.data.sampler import BatchSampler, CollatedBatches
-from uer.data.tokenizers import build_tokenizer
+from uer.cli.common import tokenizer_from_args
 from uer.errors import ConfigError, DataError
 from uer.models.weights import load_weights, read_weights, save_weights
 from uer.training.device import pick_device
@@ -65,7 +65,7 @@ def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, floa
         args.precision = "fp16"
     set_seed(args.seed)
     device = pick_device(args.device)
-    tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
+    tokenizer = tokenizer_from_args(args)
     config = resolve_model_config(args, weights_path=args.pretrained_model_path)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
     args.seq_length = args.seq_length or min(128, config.max_seq_length)
@@ -134,7 +134,7 @@ def run_inference(task_cls, args: argparse.Namespace) -> List[str]:
     if args.fp16:
         args.precision = "fp16"
     device = pick_device(args.device)
-    tokenizer = build_tokenizer(args.tokenizer, args.vocab_path, args.spm_model_path, args.do_lower_case)
+    tokenizer = tokenizer_from_args(args)
     requested_labels, args.labels_num = args.labels_num, None   # checked, not applied as an override
     config = resolve_model_config(args, weights_path=args.load_model_path)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
