@@ -6,7 +6,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from uer.config import ModelConfig
-from uer.layers.attention import MultiHeadAttention
+from typing import Optional
+
+from uer.layers.attention import MultiHeadAttention, PositionScheme
 from uer.layers.feed_forward import build_feed_forward
 from uer.layers.masks import AttentionMask, build_attention_mask
 from uer.layers.norms import build_norm
@@ -27,11 +29,12 @@ class TransformerLayer(nn.Module):
         self.dropout_1 = nn.Dropout(config.dropout)
         self.dropout_2 = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: AttentionMask) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: AttentionMask,
+                position: Optional[PositionScheme] = None) -> torch.Tensor:
         if self.pre_norm:
-            x = x + self.dropout_1(self.attention(self.norm_1(x), mask))
+            x = x + self.dropout_1(self.attention(self.norm_1(x), mask, position))
             return x + self.dropout_2(self.feed_forward(self.norm_2(x)))
-        x = self.norm_1(x + self.dropout_1(self.attention(x, mask)))
+        x = self.norm_1(x + self.dropout_1(self.attention(x, mask, position)))
         return self.norm_2(x + self.dropout_2(self.feed_forward(x)))
 
 
@@ -49,6 +52,7 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(TransformerLayer(config) for _ in range(count))
         self.final_norm = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps) \
             if config.layernorm_positioning == "pre" else None
+        self.position: Optional[PositionScheme] = None   # attention-level positions, shared by all layers
 
     def forward(self, emb: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         """emb: (B, L, emb_size); seg: (B, L) with 0 at padding -> hidden (B, L, hidden_size)."""
@@ -57,9 +61,9 @@ class TransformerEncoder(nn.Module):
         for i in range(self.layers_num):
             layer = self.layers[0 if self.parameter_sharing else i]
             if self.activation_checkpointing and self.training:
-                x = checkpoint(layer, x, mask, use_reentrant=False)
+                x = checkpoint(layer, x, mask, self.position, use_reentrant=False)
             else:
-                x = layer(x, mask)
+                x = layer(x, mask, self.position)
         return self.final_norm(x) if self.final_norm is not None else x
 
     def matmul_params_per_token(self) -> int:
