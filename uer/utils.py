@@ -1,6 +1,7 @@
 """Small shared helpers: atomic file writes and seeding."""
 
 import contextlib
+import json
 import os
 import random
 import uuid
@@ -47,6 +48,21 @@ def atomic_write_text(path, text: str) -> None:
 def atomic_torch_save(obj, path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def read_json_object(path: str, where: str, error=None, fix: str = "") -> dict:
+    """Load a JSON file that must hold an object; a syntax error or another type raises ``error``
+    (a UerError subclass, ConfigError by default) naming ``where``, the line and ``fix``."""
+    from uer.errors import ConfigError
+    error = error or ConfigError
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except json.JSONDecodeError as e:
+        raise error(f"{where} line {e.lineno}: not valid JSON ({e.msg}){fix}")
+    if not isinstance(value, dict):
+        raise error(f"{where}: expected a JSON object, got {type(value).__name__}{fix}")
+    return value
 
 
 def set_seed(seed: int) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 
 from uer.errors import CheckpointError, ConfigError
+from uer.utils import read_json_object
 from uer.utils import atomic_path, atomic_write_text
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -24,14 +25,7 @@ def read_config(directory: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise ConfigError(f"{directory} has no config.json; pass a Hugging Face model directory "
                           "(save_pretrained output) as --input_dir")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path} line {e.lineno}: not valid JSON ({e.msg})")
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return config
+    return read_json_object(path, path)
 
 
 def _load_file(path: str) -> Dict[str, torch.Tensor]:

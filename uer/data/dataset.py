@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from uer.errors import DataError
+from uer.utils import read_json_object
 
 FORMAT_NAME = "uer-dataset"
 FORMAT_VERSION = 1
@@ -154,11 +155,7 @@ def read_meta(path: str) -> dict:
     if not os.path.isfile(meta_path):
         raise DataError(f"{path} has no {META_FILE}: it is not a uer dataset (UER-py's dataset.pt "
                         "pickles are not read; re-run preprocess.py to build one)")
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{meta_path} line {e.lineno}: not valid JSON ({e.msg}); rebuild the dataset")
+    meta = read_json_object(meta_path, meta_path, DataError, fix="; rebuild the dataset")
     if meta.get("format") != FORMAT_NAME:
         raise DataError(f"{meta_path}: not a uer dataset (format={meta.get('format')!r})")
     if meta.get("version") != FORMAT_VERSION:

@@ -22,6 +22,7 @@ import os
 from typing import Iterable, Set, Tuple
 
 from uer.errors import ConfigError
+from uer.utils import read_json_object
 
 logger = logging.getLogger("uer")
 
@@ -32,14 +33,7 @@ NEVER = 2 ** 31 - 1     # steps_per_print: our own log already reports every --r
 def read_deepspeed_config(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"--deepspeed_config {path} does not exist (shipped configs: models/deepspeed/*.json)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--deepspeed_config {path}: not valid JSON at line {e.lineno}: {e.msg}")
-    if not isinstance(config, dict):
-        raise ConfigError(f"--deepspeed_config {path}: expected a JSON object")
-    return config
+    return read_json_object(path, f"--deepspeed_config {path}")
 
 
 def _same(a, b) -> bool:
