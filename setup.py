@@ -21,5 +21,6 @@ setup(
         "uer-infer-classifier=uer.cli.classifier:infer_main",
         "uer-build-vocab=uer.cli.build_vocab:main",
         "uer-consolidate-checkpoint=uer.cli.consolidate:main",
+        "uer-extract-features=uer.cli.extract_features:main",
     ]},
 )
