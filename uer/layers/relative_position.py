@@ -86,16 +86,46 @@ class DisentangledPosition(PositionScheme):
     def softmax_scale(self, head_size: int) -> float:
         return 1.0 / math.sqrt(head_size * self.scale_factor)
 
-    def qk_bias(self, q: torch.Tensor, k: torch.Tensor, attention) -> torch.Tensor:
-        batch, heads, q_len, head_size = q.shape
-        k_len = k.size(2)
-        c2p_idx, p2c_idx, rows = self._indices(q_len, k_len, q.device)
+    def _position_heads(self, rows: torch.Tensor, attention, heads: int, head_size: int):
+        """The used table rows projected by the layer's own query and key weights: (h, n, d) each."""
         rel = self.dropout(self.rel_embeddings(rows))                            # (n, H)
         n = rel.size(0)
         pos_q = attention.query(rel).view(n, heads, head_size).transpose(0, 1)   # (h, n, d)
         pos_k = attention.key(rel).view(n, heads, head_size).transpose(0, 1)
+        return pos_q, pos_k
+
+    def qk_bias(self, q: torch.Tensor, k: torch.Tensor, attention) -> torch.Tensor:
+        batch, heads, q_len, head_size = q.shape
+        k_len = k.size(2)
+        c2p_idx, p2c_idx, rows = self._indices(q_len, k_len, q.device)
+        pos_q, pos_k = self._position_heads(rows, attention, heads, head_size)
         c2p = torch.matmul(q, pos_k.transpose(-1, -2))                           # (B, h, Lq, n)
         c2p = torch.gather(c2p, -1, c2p_idx.expand(batch, heads, q_len, k_len))
         p2c = torch.matmul(k, pos_q.transpose(-1, -2))                           # (B, h, Lk, n)
         p2c = torch.gather(p2c, -1, p2c_idx.expand(batch, heads, k_len, q_len)).transpose(-1, -2)
+        return (c2p + p2c) * self.softmax_scale(head_size)
+
+    # -- queries at selected positions only (the enhanced mask decoder) ----------------------------
+    def selected_query_terms(self, k: torch.Tensor, attention, positions: torch.Tensor):
+        """Everything of the bias that does not depend on the queries, for queries that sit at
+        ``positions`` (B, P) of a sequence whose keys are ``k`` (B, h, L, d): the projected position
+        keys, the c2p gather index (B, 1, P, L) and the p2c term (B, h, P, L), unscaled.
+        Computed once and reused by every decoder pass (same keys, same layer weights)."""
+        batch, heads, length, head_size = k.shape
+        c2p_idx, p2c_idx, rows = self._indices(length, length, k.device)
+        pos_q, pos_k = self._position_heads(rows, attention, heads, head_size)
+        count = positions.size(1)
+        c2p_sel = c2p_idx[positions].unsqueeze(1)                                 # (B, 1, P, L)
+        p2c_sel = p2c_idx.t()[positions].transpose(1, 2).unsqueeze(1)             # (B, 1, L, P)
+        p2c = torch.matmul(k, pos_q.transpose(-1, -2))                            # (B, h, L, n)
+        p2c = torch.gather(p2c, -1, p2c_sel.expand(batch, heads, length, count)).transpose(-1, -2)
+        return pos_k, c2p_sel, p2c
+
+    def selected_query_bias(self, q: torch.Tensor, terms) -> torch.Tensor:
+        """The additive bias (B, h, P, L) for queries ``q`` (B, h, P, d) at the positions given to
+        ``selected_query_terms``: equal to rows ``positions`` of ``qk_bias`` over the full sequence."""
+        pos_k, c2p_sel, p2c = terms
+        batch, heads, count, head_size = q.shape
+        c2p = torch.matmul(q, pos_k.transpose(-1, -2))                            # (B, h, P, n)
+        c2p = torch.gather(c2p, -1, c2p_sel.expand(batch, heads, count, p2c.size(-1)))
         return (c2p + p2c) * self.softmax_scale(head_size)

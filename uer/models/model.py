@@ -36,6 +36,8 @@ class Model(nn.Module):
         self.config = config
         self.embedding, self.encoder = build_backbone(config)
         self.target = TargetSet(config, self.embedding) if with_target else None
+        if self.target is not None and config.enhanced_mask_decoder and "mlm" in self.target.names:
+            self.target._modules["mlm"].bind_encoder(self.encoder)   # EMD re-runs the encoder's last layer
         init_weights(self)
 
     def encode(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ from torch import nn
 
 from uer.config import ModelConfig
 from uer.layers.activations import ACTIVATIONS
+from uer.layers.enhanced_mask_decoder import EnhancedMaskDecoder
 from uer.layers.norms import build_norm
 from uer.registry import TARGETS
 from uer.targets.metrics import accuracy
@@ -29,13 +30,24 @@ class MlmTarget(nn.Module):
             self.output_weight = nn.Parameter(torch.empty(config.padded_vocab_size, config.emb_size))
             nn.init.normal_(self.output_weight, std=0.02)
         self.output_bias = nn.Parameter(torch.zeros(config.padded_vocab_size))
+        # DeBERTa's enhanced mask decoder: absolute positions + the encoder's last layer re-run at the
+        # selected positions (bound to the encoder by the model, see bind_encoder).
+        self.decoder = EnhancedMaskDecoder(config) if config.enhanced_mask_decoder else None
+
+    def bind_encoder(self, encoder: nn.Module) -> None:
+        if self.decoder is not None:
+            self.decoder.bind(encoder)
 
     def output_weight_tensor(self) -> torch.Tensor:
         return self._embedding[0].word_weight() if self.tied else self.output_weight
 
     def logits(self, hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """hidden (B, L, H), positions (B, P) -> logits (B, P, vocab_size)."""
-        picked = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
+        """hidden (B, L, H), positions (B, P) -> logits (B, P, vocab_size).  With the enhanced mask
+        decoder ``hidden`` is not read: the decoder starts from the encoder's last-layer input."""
+        if self.decoder is not None:
+            picked = self.decoder(positions)
+        else:
+            picked = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
         picked = self.norm(self.act(self.linear_1(picked)))
         return F.linear(picked, self.output_weight_tensor(), self.output_bias)[..., : self.vocab_size]
 
@@ -49,4 +61,5 @@ class MlmTarget(nn.Module):
 
     def flops_per_token(self, config: ModelConfig, predicted_fraction: float) -> float:
         per_prediction = config.hidden_size * config.emb_size + config.emb_size * config.padded_vocab_size
-        return 6.0 * per_prediction * predicted_fraction
+        emd = self.decoder.flops_per_token(config, predicted_fraction) if self.decoder is not None else 0.0
+        return 6.0 * per_prediction * predicted_fraction + emd
