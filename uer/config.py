@@ -56,12 +56,19 @@ class MaskingConfig:
 class RtdConfig:
     """Replaced-token detection (ELECTRA family): how the generator is built and how inputs are
     corrupted.  The discriminator is the enclosing ModelConfig."""
-    generator: str = "joint"          # joint: a small MLM trained alongside | unigram | random (no network)
+    generator: str = "joint"          # joint: a small MLM trained alongside | frozen: an MLM checkpoint
+                                      # (Fast-ELECTRA) | unigram | random (no network)
     corruption: str = "replace"       # replace: generator samples | swap: shuffle the selected tokens
     generator_size_multiplier: float = 0.25   # generator width/FFN/heads = discriminator's x this
     generator_layers_num: int = 0     # 0: the discriminator's depth
+    generator_checkpoint: str = ""    # frozen: the MLM weights file (pretrain.py / convert.py output)
+    generator_config: str = ""        # frozen: its model config ("": the one written beside it)
     embedding_sharing: str = "shared"  # none | shared (one table) | gdes (DeBERTaV3: sg(gen) + residual)
-    temperature: float = 1.0          # sampling temperature on the generator's logits
+    temperature: float = 1.0          # sampling temperature on the generator's logits (constant schedule)
+    temperature_schedule: str = "constant"   # constant | exponential | linear | cosine (by optimizer step)
+    temperature_start: float = 1.0    # T at step 0 of a non-constant schedule
+    temperature_end: float = 1.0      # T from temperature_steps on
+    temperature_steps: int = 0        # length of the schedule in optimizer steps
     gen_weight: float = 1.0
     disc_weight: float = 50.0
 
@@ -269,10 +276,13 @@ def load_config(path: str, overrides: Optional[Dict[str, Any]] = None) -> ModelC
                               f"{[f.name for f in dataclasses.fields(MaskingConfig)]}")
         masking = dict(file_masking)
         masking.update(overrides.get("masking") or {})
+        if isinstance(overrides.get("rtd"), dict):     # e.g. --rtd_generator_checkpoint: merged key by key
+            file_rtd = data.get("rtd") or {}
+            data["rtd"] = {**(file_rtd if isinstance(file_rtd, dict) else {}), **overrides["rtd"]}
         for key, value in overrides.items():
             if key in {f.name for f in dataclasses.fields(MaskingConfig)}:
                 masking[key] = value
-            elif key != "masking":
+            elif key not in ("masking", "rtd"):
                 data[key] = value
         if masking:
             data["masking"] = masking
@@ -374,17 +384,36 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
                           "max length ≥ 1")
 
 
-RTD_GENERATORS = ("joint", "unigram", "random")
-RTD_CORRUPTIONS = ("replace", "swap")
-EMBEDDING_SHARING = ("none", "shared", "gdes")
+NETWORK_GENERATORS = ("joint", "frozen")     # generators with an MLM network (and a temperature)
 
 
 def _validate_rtd(c: ModelConfig, source: str) -> None:
+    # The parts are registries in uer/models/electra.py: a new generator or corruption course is
+    # valid here as soon as it is registered there.
+    from uer.models.electra import CORRUPTIONS, GENERATORS, SHARING, TEMPERATURE_SCHEDULES
     _choice(source, "pretrainer", c.pretrainer, ("electra",))
     r = c.rtd
-    _choice(source, "rtd.generator", r.generator, RTD_GENERATORS)
-    _choice(source, "rtd.corruption", r.corruption, RTD_CORRUPTIONS)
-    _choice(source, "rtd.embedding_sharing", r.embedding_sharing, EMBEDDING_SHARING)
+    _choice(source, "rtd.generator", r.generator, GENERATORS.names())
+    _choice(source, "rtd.corruption", r.corruption, CORRUPTIONS.names())
+    _choice(source, "rtd.embedding_sharing", r.embedding_sharing, SHARING.names())
+    _choice(source, "rtd.temperature_schedule", r.temperature_schedule,
+            ("constant",) + TEMPERATURE_SCHEDULES.names())
+    if r.temperature_schedule != "constant":
+        if not (r.temperature_start > 0 and r.temperature_end > 0 and math.isfinite(r.temperature_start)
+                and math.isfinite(r.temperature_end)):
+            raise ConfigError(f"{source}, keys 'rtd.temperature_start'/'temperature_end': must be finite and > 0, "
+                              f"got {r.temperature_start}, {r.temperature_end}")
+        if r.temperature_steps <= 0:
+            raise ConfigError(f"{source}, key 'rtd.temperature_steps': the \"{r.temperature_schedule}\" schedule "
+                              f"needs its length in optimizer steps (> 0), got {r.temperature_steps}")
+    if r.generator == "frozen" and r.embedding_sharing != "none":
+        raise ConfigError(f"{source}, key 'rtd.embedding_sharing': a frozen generator is never trained, so "
+                          f"\"{r.embedding_sharing}\" would freeze (shared) or pin (gdes) the discriminator's "
+                          "embeddings to it; use \"none\"")
+    if r.generator != "frozen" and (r.generator_checkpoint or r.generator_config):
+        raise ConfigError(f"{source}, keys 'rtd.generator_checkpoint'/'generator_config': only used by "
+                          f"rtd.generator \"frozen\", but the generator is \"{r.generator}\"; remove them or "
+                          "set \"generator\": \"frozen\"")
     if sorted(c.target) != ["mlm", "rtd"]:
         raise ConfigError(f"{source}, key 'target': the electra pretrainer trains [\"mlm\", \"rtd\"] (generator "
                           f"MLM + discriminator replaced-token detection), got {c.target}")
@@ -397,7 +426,7 @@ def _validate_rtd(c: ModelConfig, source: str) -> None:
     if r.generator == "random" and (c.masking.replace_random != 1.0 or c.masking.replace_mask != 0.0):
         raise ConfigError(f"{source}: rtd.generator \"random\" replaces every selected token with a random one "
                           "in the collator; set \"masking\": {\"replace_mask\": 0.0, \"replace_random\": 1.0}")
-    if r.generator != "joint" and r.embedding_sharing != "none":
+    if r.generator not in NETWORK_GENERATORS and r.embedding_sharing != "none":
         raise ConfigError(f"{source}: rtd.embedding_sharing \"{r.embedding_sharing}\" needs a generator network "
                           "(rtd.generator \"joint\"); use \"none\" with statistical generators")
     if r.generator == "joint":

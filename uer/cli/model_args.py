@@ -9,15 +9,20 @@ import typing
 from typing import Dict, Optional
 
 from uer.cli.common import str_to_bool
-from uer.config import MaskingConfig, ModelConfig, load_config
+from uer.config import MaskingConfig, ModelConfig, RtdConfig, load_config
 from uer.errors import ConfigError
 
 MASKING_FLAGS = {"mask_prob": float, "whole_word_masking": bool, "span_masking": bool,
                  "span_geo_prob": float, "span_max_length": int}
 
 
+RTD_FLAG_PREFIX = "rtd_"     # --rtd_<key> sets the nested "rtd": {"<key>": ...} (ELECTRA family)
+
+
 def add_model_override_args(parser: argparse.ArgumentParser, masking: bool = False) -> None:
-    """One ``--key`` per ModelConfig field not already defined by the parser (default: not given)."""
+    """One ``--key`` per ModelConfig field not already defined by the parser (default: not given).
+    ``masking``: a pretraining parser, which also gets the masking flags and ``--rtd_<key>`` for
+    every field of the "rtd" section (e.g. ``--rtd_generator_checkpoint``)."""
     group = parser.add_argument_group("model config overrides (win over --config_path)")
     taken = {a.dest for a in parser._actions}
     hints = typing.get_type_hints(ModelConfig)
@@ -42,11 +47,25 @@ def add_model_override_args(parser: argparse.ArgumentParser, masking: bool = Fal
         mg.add_argument("--span_masking", type=str_to_bool, nargs="?", const=True, default=argparse.SUPPRESS)
         mg.add_argument("--span_geo_prob", type=float, default=argparse.SUPPRESS)
         mg.add_argument("--span_max_length", type=int, default=argparse.SUPPRESS)
+        rg = parser.add_argument_group("rtd (ELECTRA-family pretrainers): win over the config's \"rtd\" keys")
+        for f, tp in typing.get_type_hints(RtdConfig).items():
+            if tp is bool:
+                rg.add_argument(f"--{RTD_FLAG_PREFIX}{f}", type=str_to_bool, nargs="?", const=True,
+                                default=argparse.SUPPRESS)
+            else:
+                rg.add_argument(f"--{RTD_FLAG_PREFIX}{f}", type=tp, default=argparse.SUPPRESS)
 
 
 def model_overrides(args: argparse.Namespace) -> Dict[str, object]:
     names = {f.name for f in dataclasses.fields(ModelConfig)} | set(MASKING_FLAGS)
-    return {k: v for k, v in vars(args).items() if k in names and k != "masking" and v is not None}
+    overrides = {k: v for k, v in vars(args).items() if k in names and k not in ("masking", "rtd")
+                 and v is not None}
+    rtd_keys = {f.name for f in dataclasses.fields(RtdConfig)}
+    rtd = {k[len(RTD_FLAG_PREFIX):]: v for k, v in vars(args).items()
+           if k.startswith(RTD_FLAG_PREFIX) and k[len(RTD_FLAG_PREFIX):] in rtd_keys and v is not None}
+    if rtd:
+        overrides["rtd"] = rtd
+    return overrides
 
 
 def find_config_for(weights_path: Optional[str]) -> Optional[str]:

@@ -3,6 +3,11 @@
 It pulls collated batches, runs forward/backward through the engine, steps the optimizer every
 ``accumulation_steps`` micro-batches, logs every entry the model returns, and writes resumable
 checkpoints.  It knows nothing about models or targets beyond ``out["loss"]``.
+
+Extension point: if the unwrapped model (``engine.model``) has a method ``set_training_step(step)``,
+it is called before each optimizer step's micro-batches with the number of optimizer steps done
+so far (0 for the first; the restored step after a resume).  Models with step-dependent behaviour
+(e.g. the ELECTRA generator's temperature schedule) use it instead of the Trainer knowing them.
 """
 
 import logging
@@ -105,7 +110,10 @@ class Trainer:
         start_step, start_time = self.step, time.perf_counter()
         last: Dict[str, float] = {}
         seq_len = 0
+        set_step = getattr(engine.model, "set_training_step", None)
         while self.step < until:
+            if set_step is not None:
+                set_step(self.step)
             for _ in range(cfg.accumulation_steps):
                 batch = next(batches)
                 epoch, index = batch.pop("_position")
