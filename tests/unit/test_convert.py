@@ -338,7 +338,8 @@ def test_uer_checkpoint_to_a_class_it_does_not_fit(bert_dir):
 
 def test_unknown_model_type(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba"}))
-    with pytest.raises(ConfigError, match="model_type 'mamba'.*albert, bert, gpt2, roberta, xlm-roberta"):
+    with pytest.raises(ConfigError, match="model_type 'mamba'.*albert, bert, deberta-v2, electra, gpt2, roberta, "
+                                          "xlm-roberta"):
         hf_to_uer(str(tmp_path))
 
 

@@ -53,6 +53,8 @@ def resolve_architecture(name: str) -> Tuple[Converter, Optional[Variant]]:
         if conv.family == name:
             return conv, None
     for conv in families:
+        if name in conv.refused:
+            raise ConfigError(conv.refused[name])
         for v in conv.variants:
             if v.hf_class == name:
                 return conv, v
@@ -178,6 +180,9 @@ def _map_hf(conv: Converter, variant: Variant, hf_config: Dict, state: Dict[str,
     if variant.prefixed and prefix and state and not any(k.startswith(prefix) for k in state):
         # A file saved from the base model (e.g. the original gpt2 weights): names lack the prefix.
         state = {prefix + k: v for k, v in state.items()}
+    elif not variant.prefixed and prefix and state and all(k.startswith(prefix) for k in state):
+        # A base-model class read from a head class's file whose head was discarded (--discard).
+        state = {k[len(prefix):]: v for k, v in state.items()}
     return config, table.hf_to_uer(conv.rows(config, variant), state, conv.sizes(config, hf_config), notes)
 
 

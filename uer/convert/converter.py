@@ -46,9 +46,14 @@ class Converter:
     buffers: Tuple[str, ...] = COMMON_BUFFERS
     default_targets: Tuple[str, ...] = ()
     data_processor = ""
+    # Classes of this family uer cannot represent exactly -> why (the error names it instead of
+    # "not a class uer converts").
+    refused: Dict[str, str] = {}
 
     # ---------------------------------------------------------------- variants
     def variant(self, hf_class: str) -> Variant:
+        if hf_class in self.refused:
+            raise ConfigError(self.refused[hf_class])
         for v in self.variants:
             if v.hf_class == hf_class:
                 return v
