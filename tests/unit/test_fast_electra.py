@@ -312,3 +312,33 @@ def test_resume_with_frozen_generator_is_exact(fast_setup, tmp_path, monkeypatch
     assert a == b
     r = RtdConfig(**TINY_ELECTRA["rtd"])                       # the schedule continued after the resume
     assert [x[3] for x in b] == pytest.approx([temperature_at(r, s - 1) for s in range(1, 7)])
+
+
+def test_converted_hugging_face_generator_is_a_frozen_generator(tmp_path):
+    """An ElectraForMaskedLM converted by scripts/convert.py (config written as <out>.json beside
+    the weights) samples the argmax of the Hugging Face model's own logits at T -> 0."""
+    T = pytest.importorskip("transformers")
+    from uer.convert.cli import convert_hf_to_uer
+    T.logging.set_verbosity_error()
+    torch.manual_seed(0)
+    hf = T.ElectraForMaskedLM(T.ElectraConfig(vocab_size=VOCAB, embedding_size=16, hidden_size=32,
+                                              num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                                              max_position_embeddings=40)).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    out = str(tmp_path / "uer" / "generator.bin")
+    convert_hf_to_uer(str(tmp_path / "hf"), out)
+    model = build_model(frozen_config(out, temperature=1e-6))
+    batch = masked_batch()
+    captured = {}
+    real = model.discriminator.forward
+
+    def spy(disc_batch):
+        captured.update(disc_batch)
+        return real(disc_batch)
+    model.discriminator.forward = spy
+    model(batch)
+    with torch.no_grad():
+        logits = hf(input_ids=batch["src"], attention_mask=torch.ones_like(batch["src"]),
+                    token_type_ids=torch.zeros_like(batch["src"])).logits
+    expected = logits.gather(1, batch["mlm_positions"].unsqueeze(-1).expand(-1, -1, logits.size(-1))).argmax(-1)
+    assert torch.equal(captured["src"].gather(1, batch["mlm_positions"]), expected)
