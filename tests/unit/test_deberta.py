@@ -1,6 +1,7 @@
 """DeBERTa-v2/v3 encoder: parity with a small random Hugging Face DebertaV2Model (weights copied),
 log-bucket values by hand, bidirectionality, gradients, the shipped configs."""
 
+import dataclasses
 import glob
 import math
 import os
@@ -140,24 +141,80 @@ def test_activation_checkpointing_gives_same_gradients():
 
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "models", "deberta_v3", "*.json")))
+MLM_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "models", "deberta_v3_mlm", "*.json")))
+# DeBERTaV3 paper / microsoft/DeBERTa experiments/language_model/rtd_*.json: layers, hidden, heads, FFN.
+SIZES = {"xsmall": (12, 384, 6, 1536), "small": (6, 768, 12, 3072), "base": (12, 768, 12, 3072),
+         "large": (24, 1024, 16, 4096)}
+
+
+def name_of(path):
+    return os.path.basename(path)[:-5]
 
 
 def test_deberta_v3_configs_present():
     assert {os.path.basename(p) for p in CONFIGS} == {"xsmall.json", "small.json", "base.json", "large.json"}
+    assert {os.path.basename(p) for p in MLM_CONFIGS} == {os.path.basename(p) for p in CONFIGS}
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
-def test_deberta_v3_configs_build(path):
+@pytest.mark.parametrize("path", MLM_CONFIGS, ids=os.path.basename)
+def test_deberta_v3_mlm_configs_build(path):
     c = load_config(path, {"vocab_size": 1000})
-    assert c.encoder == "deberta" and c.embedding == ["word"] and c.target == ["mlm"]
+    assert c.encoder == "deberta" and c.embedding == ["word"] and c.target == ["mlm"] and not c.pretrainer
     assert c.data_processor == "mlm" and c.layernorm_positioning == "post"
-    sizes = {"xsmall": (12, 384, 6, 1536), "small": (6, 768, 12, 3072), "base": (12, 768, 12, 3072),
-             "large": (24, 1024, 16, 4096)}[os.path.basename(path)[:-5]]
-    assert (c.layers_num, c.hidden_size, c.heads_num, c.feedforward_size) == sizes
+    assert (c.layers_num, c.hidden_size, c.heads_num, c.feedforward_size) == SIZES[name_of(path)]
     with torch.device("meta"):
         model = build_model(c)
     assert model.encoder.position.embedding.weight.shape == (512, c.hidden_size)   # 2 x 256 buckets
     assert model.flops_per_token(128) > 0
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_deberta_v3_recipe_configs_build(path):
+    """The DeBERTaV3 pretraining recipe: RTD with a same-width, half-depth generator whose MLM uses the
+    enhanced mask decoder, GDES, 100% [MASK], RTD weight 50; the export is a plain deberta backbone."""
+    from uer.models.electra import ElectraPretrainer
+    from uer.tasks.classification import Classifier
+    c = load_config(path, {"vocab_size": 1000})
+    layers, hidden, heads, ffn = SIZES[name_of(path)]
+    assert (c.layers_num, c.hidden_size, c.heads_num, c.feedforward_size) == (layers, hidden, heads, ffn)
+    assert c.pretrainer == "electra" and sorted(c.target) == ["mlm", "rtd"] and c.encoder == "deberta"
+    assert c.embedding == ["word"] and c.enhanced_mask_decoder and c.emd_layers_num == 2
+    assert (c.masking.mask_prob, c.masking.replace_mask, c.masking.replace_random) == (0.15, 1.0, 0.0)
+    r = c.rtd
+    assert (r.generator, r.generator_size_multiplier, r.generator_layers_num) == ("joint", 1.0, layers // 2)
+    assert (r.embedding_sharing, r.disc_weight) == ("gdes", 50.0)
+    with torch.device("meta"):
+        model = build_model(c)
+        fine = dataclasses.replace(c, pretrainer="")
+        classifier = Classifier(fine)
+    assert isinstance(model, ElectraPretrainer)
+    gen, disc = model.generator, model.discriminator
+    assert len(gen.encoder.layers) == layers // 2 and gen.config.hidden_size == hidden
+    assert gen.target.mlm.decoder.position.weight.shape == (512, hidden)
+    assert len(disc.encoder.layers) == layers and "mlm" not in disc.target.names
+    backbone = model.discriminator_backbone_state()
+    expected = {k: v.shape for k, v in classifier.state_dict().items() if not k.startswith("head.")}
+    assert {k: v.shape for k, v in backbone.items()} == expected      # loads strictly for fine-tuning
+    assert model.flops_per_token(512) > disc.flops_per_token(512)
+
+
+def test_deberta_v3_base_discriminator_matches_huggingface_parameter_count():
+    """Our exported base discriminator vs transformers.DebertaV2Model with microsoft's rtd_base.json
+    discriminator (vocab 128,100): equal up to our vocabulary padding (128,100 -> 128,128 rows)."""
+    transformers = pytest.importorskip("transformers")
+    hf_config = transformers.DebertaV2Config(
+        vocab_size=128100, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        max_position_embeddings=512, relative_attention=True, position_buckets=256, max_relative_positions=-1,
+        pos_att_type=["p2c", "c2p"], share_att_key=True, position_biased_input=False, norm_rel_ebd="layer_norm",
+        type_vocab_size=0, layer_norm_eps=1e-7)
+    with torch.device("meta"):
+        hf = transformers.DebertaV2Model(hf_config)
+        ours = build_model(load_config(os.path.join(ROOT, "models", "deberta_v3", "base.json"),
+                                       {"vocab_size": 128100}))
+    hf_count = sum(p.numel() for p in hf.parameters())
+    our_count = sum(v.numel() for v in ours.discriminator_backbone_state().values())
+    print(f"deberta-v3-base discriminator backbone: ours {our_count:,}, HF {hf_count:,}")
+    assert our_count == hf_count + (128128 - 128100) * 768
 
 
 def test_attention_goes_through_sdpa_with_bias_and_scale(monkeypatch):

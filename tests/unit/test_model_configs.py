@@ -11,10 +11,11 @@ from uer.config import config_from_dict, load_config
 from uer.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Composite pretrainers (models/electra/) are covered by tests/unit/test_electra.py; DeepSpeed
-# engine configs (models/deepspeed/) are not model configs.
+# Composite pretrainers (models/electra/, the DeBERTaV3 recipe models/deberta_v3/) are covered by
+# tests/unit/test_electra.py and test_deberta.py; DeepSpeed engine configs (models/deepspeed/) are not
+# model configs.
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "models", "**", "*.json"), recursive=True)
-                 if os.sep + "electra" + os.sep not in p and os.sep + "deepspeed" + os.sep not in p)
+                 if not any(os.sep + d + os.sep in p for d in ("electra", "deberta_v3", "deepspeed")))
 SMALL = {"bert/tiny.json", "bert/mini.json", "bert/small.json"}
 
 
