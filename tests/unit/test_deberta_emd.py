@@ -226,3 +226,34 @@ def test_deberta_v3_recipe_trains_and_exports_a_plain_backbone():
     # the saved config keeps enhanced_mask_decoder; fine-tuning builds a plain backbone from it too
     classifier_same_config = Classifier(dataclasses.replace(c, pretrainer="", labels_num=3))
     load_weights(classifier_same_config, state, allow_missing=("head.",))
+
+
+def test_recipe_config_pretrains_and_finetunes_through_the_cli(tiny_corpus, tmp_path):
+    """The shipped xsmall recipe, shrunk: pretrain.py trains the EMD generator + discriminator and
+    classifier fine-tuning loads the exported discriminator strictly (load_weights raises on a mismatch)."""
+    import json
+    import os
+
+    from uer.cli.classifier import finetune_main
+    from uer.cli.preprocess import main as preprocess_main
+    from uer.cli.pretrain import main as pretrain_main
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    recipe = json.load(open(os.path.join(root, "models", "deberta_v3", "xsmall.json")))
+    recipe.update(emb_size=32, hidden_size=32, feedforward_size=64, heads_num=2, layers_num=2, max_seq_length=64)
+    recipe["rtd"]["generator_layers_num"] = 1
+    config_path = tmp_path / "deberta_v3_tiny.json"
+    config_path.write_text(json.dumps(recipe))
+    vocab, dataset = str(tiny_corpus / "vocab.txt"), str(tmp_path / "dataset")
+    preprocess_main(["--corpus_path", str(tiny_corpus / "corpus.txt"), "--vocab_path", vocab,
+                     "--dataset_path", dataset, "--seq_length", "32", "--data_processor", "mlm"])
+    model = str(tmp_path / "deberta_v3.bin")
+    pretrain_main(["--dataset_path", dataset, "--vocab_path", vocab, "--config_path", str(config_path),
+                   "--output_model_path", model, "--total_steps", "4", "--batch_size", "8",
+                   "--num_workers", "0", "--report_steps", "1", "--learning_rate", "1e-3"])
+    records = [json.loads(line) for line in open(model + ".metrics.jsonl")]
+    assert {"mlm_loss", "rtd_loss", "replaced_frac"} <= set(records[-1])
+    results = finetune_main(["--pretrained_model_path", model, "--vocab_path", vocab,
+                             "--train_path", str(tiny_corpus / "dev.tsv"), "--dev_path", str(tiny_corpus / "dev.tsv"),
+                             "--output_model_path", str(tmp_path / "cls.bin"), "--epochs_num", "1",
+                             "--batch_size", "16", "--seq_length", "32"])
+    assert 0.0 <= results["dev"]["accuracy"] <= 1.0
