@@ -21,20 +21,20 @@ from uer.models.weights import load_weights  # noqa: E402
 T.logging.set_verbosity_error()
 TOL = 1e-5
 V = 99            # not a multiple of 64: the vocabulary padding is exercised
-SIZES = dict(num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+SIZES = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
 
 
 def electra_config(embedding_size=16, hidden_size=32, **kw):
     return T.ElectraConfig(vocab_size=V, embedding_size=embedding_size, hidden_size=hidden_size,
-                           max_position_embeddings=40, **SIZES, **kw)
+                           max_position_embeddings=40, **{**SIZES, **kw})
 
 
 def deberta_config(**kw):
     # DeBERTa-v3's settings (the transformers defaults differ: they must be spelled out).
-    base = dict(vocab_size=V, hidden_size=32, max_position_embeddings=40, relative_attention=True,
-                pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm", share_att_key=True,
-                position_buckets=256, max_relative_positions=-1, position_biased_input=False,
-                type_vocab_size=0, **SIZES)
+    base = {"vocab_size": V, "hidden_size": 32, "max_position_embeddings": 40, "relative_attention": True,
+            "pos_att_type": ["p2c", "c2p"], "norm_rel_ebd": "layer_norm", "share_att_key": True,
+            "position_buckets": 256, "max_relative_positions": -1, "position_biased_input": False,
+            "type_vocab_size": 0, **SIZES}
     base.update(kw)
     return T.DebertaV2Config(**base)
 
@@ -48,9 +48,13 @@ CASES = {
         "AutoModelForPreTraining", "pretrain", ("rtd",), "pair"),
     "electra-generator": (lambda: T.ElectraForMaskedLM(electra_config()), "AutoModelForMaskedLM",
                           "pretrain", ("mlm",), "pair"),
+    "electra-generator-untied": (lambda: T.ElectraForMaskedLM(electra_config(tie_word_embeddings=False)),
+                                 "AutoModelForMaskedLM", "pretrain", ("mlm",), "pair"),
     "electra-model": (lambda: T.ElectraModel(electra_config()), "AutoModel", "backbone", (), "pair"),
     "deberta-v3-mlm": (lambda: T.DebertaV2ForMaskedLM(deberta_config()), "AutoModelForMaskedLM",
                        "pretrain", ("mlm",), "single"),
+    "deberta-v3-mlm-untied": (lambda: T.DebertaV2ForMaskedLM(deberta_config(tie_word_embeddings=False)),
+                              "AutoModelForMaskedLM", "pretrain", ("mlm",), "single"),
     "deberta-v2-mlm-pos-and-types": (
         lambda: T.DebertaV2ForMaskedLM(deberta_config(position_biased_input=True, type_vocab_size=2)),
         "AutoModelForMaskedLM", "pretrain", ("mlm",), "pair"),
@@ -69,6 +73,11 @@ def randomize(model, seed=0):
             p.copy_(torch.randn(p.shape, generator=g) * 0.1)
             if p.dim() == 1 and "layernorm" in name.lower() and name.endswith("weight"):
                 p.add_(1.0)
+        # An untied legacy DeBERTa head stores its bias twice (bias, decoder.bias); its forward uses
+        # decoder.bias, uer keeps one tensor and writes it to both (as for BERT).
+        head = getattr(getattr(model, "cls", None), "predictions", None)
+        if head is not None and head.decoder.bias is not head.bias:
+            head.bias.copy_(head.decoder.bias)
     return model.eval()
 
 
@@ -252,3 +261,118 @@ def test_electra_generator_needs_gelu(tmp_path):
     T.ElectraForMaskedLM(electra_config(hidden_act="relu")).save_pretrained(tmp_path)
     with pytest.raises(ConfigError, match="erf GELU"):
         hf_to_uer(str(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------------
+# A whole ELECTRA pretrainer: HF discriminator + HF generator <-> one uer ElectraPretrainer
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_electra_pretrainer_from_two_directories(shared, tmp_path):
+    from uer.convert.api import electra_pretrainer_to_hf, hf_to_electra_pretrainer
+    from uer.models import build_model
+    from uer.models.weights import read_weights, save_state
+
+    torch.manual_seed(0)
+    disc = randomize(T.ElectraForPreTraining(electra_config(intermediate_size=40)))
+    # The generator: half the width, heads and FFN, one layer fewer, the same embedding width.
+    gen = randomize(T.ElectraForMaskedLM(electra_config(hidden_size=16, num_attention_heads=1,
+                                                        intermediate_size=20, num_hidden_layers=1)), seed=1)
+    if shared:      # ELECTRA trains both with one embedding module
+        gen.electra.embeddings.load_state_dict(disc.electra.embeddings.state_dict())
+    disc.save_pretrained(tmp_path / "disc")
+    gen.save_pretrained(tmp_path / "gen")
+
+    result = hf_to_electra_pretrainer(str(tmp_path / "disc"), str(tmp_path / "gen"))
+    c = result.config
+    assert (c.pretrainer, c.rtd.generator_size_multiplier, c.rtd.generator_layers_num) == ("electra", 0.5, 1)
+    assert c.rtd.embedding_sharing == ("shared" if shared else "none")
+    save_state(result.state, tmp_path / "electra.bin")
+    model = build_model(c)
+    load_weights(model, str(tmp_path / "electra.bin"))
+    model.eval()
+    assert (model.discriminator.embedding is model.generator.embedding) == shared
+
+    src, seg, keep, batch, positions = make_batch("pair")
+    with torch.no_grad():
+        rtd = model.discriminator.target.rtd
+        hidden = model.discriminator.encode(src, seg)
+        ours_rtd = rtd.linear_2(rtd.act(rtd.linear_1(hidden))).squeeze(-1)
+        ours_mlm = model.generator.target.mlm.logits(model.generator.encode(src, seg), positions)
+    theirs_rtd = hf_outputs(disc, "pretrain", ("rtd",), batch, positions)["rtd"]
+    theirs_mlm = hf_outputs(gen, "pretrain", ("mlm",), batch, positions)["mlm"]
+    assert float((ours_rtd - theirs_rtd)[keep].abs().max()) <= TOL
+    assert float((ours_mlm - theirs_mlm).abs().max()) <= TOL
+
+    # Back: two Hugging Face state dicts equal to the original files, tensor for tensor.
+    d, g = electra_pretrainer_to_hf(read_weights(tmp_path / "electra.bin"), c)
+    assert d.variant.hf_class == "ElectraForPreTraining" and g.variant.hf_class == "ElectraForMaskedLM"
+    for out, directory in ((d, "disc"), (g, "gen")):
+        original = load_file(tmp_path / directory / "model.safetensors")
+        assert sorted(out.state) == sorted(original)
+        assert [k for k in original if not torch.equal(original[k], out.state[k])] == []
+        assert out.hf_config["hidden_size"] == (32 if directory == "disc" else 16)
+
+
+def test_electra_generator_of_another_shape_is_refused(tmp_path):
+    from uer.convert.api import hf_to_electra_pretrainer
+    T.ElectraForPreTraining(electra_config()).save_pretrained(tmp_path / "disc")
+    # Half the width but the same number of heads: not what generator_size_multiplier derives.
+    T.ElectraForMaskedLM(electra_config(hidden_size=16)).save_pretrained(tmp_path / "gen")
+    with pytest.raises(ConfigError, match="heads_num: generator 2, derived 1"):
+        hf_to_electra_pretrainer(str(tmp_path / "disc"), str(tmp_path / "gen"))
+
+
+# ------------------------------------------------------------------------------------------------
+# From uer models built from the shipped configs: export, load in transformers, same outputs
+# ------------------------------------------------------------------------------------------------
+
+SHRINK = {"vocab_size": 70, "hidden_size": 32, "emb_size": 32, "feedforward_size": 48, "heads_num": 2,
+          "layers_num": 2, "max_seq_length": 40, "dropout": 0.0}
+
+
+def perturb(model, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+def test_uer_deberta_v3_exports_to_transformers(tmp_path):
+    from uer.config import save_config
+    from uer.models.weights import save_weights
+    config = load_config("models/deberta_v3_mlm/xsmall.json", SHRINK)
+    model = perturb(build_uer_model(config, "pretrain"))
+    save_weights(model, tmp_path / "m.bin")
+    save_config(config, str(tmp_path / "m.json"))
+    convert_main(["--from", "uer", "--to", "hf", "--input_model_path", str(tmp_path / "m.bin"),
+                  "--config_path", str(tmp_path / "m.json"), "--output_dir", str(tmp_path / "hf"),
+                  "--architecture", "deberta-v2"])
+    hf, info = T.AutoModelForMaskedLM.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert type(hf) is T.DebertaV2ForMaskedLM
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    src, seg, keep, batch, positions = make_batch("single")
+    src.clamp_(max=69)
+    theirs = hf_outputs(hf.eval(), "pretrain", ("mlm",), batch, positions)
+    diffs = max_diffs(uer_outputs(model, "pretrain", ("mlm",), src, seg, positions), theirs, keep)
+    assert all(d <= TOL for d in diffs.values()), diffs
+
+
+def test_uer_electra_pretrainer_exports_to_transformers():
+    from uer.convert.api import electra_pretrainer_to_hf
+    from uer.models import build_model
+    config = load_config("models/electra/small.json", {**SHRINK, "emb_size": 16})   # factorised, as small
+    model = perturb(build_model(config))
+    disc, gen = electra_pretrainer_to_hf(model.state_dict(), config)
+    src, seg, keep, batch, positions = make_batch("pair")
+    src.clamp_(max=69)
+    for out, cls, part, target in ((disc, T.ElectraForPreTraining, model.discriminator, "rtd"),
+                                   (gen, T.ElectraForMaskedLM, model.generator, "mlm")):
+        hf = cls(T.ElectraConfig(**out.hf_config)).eval()
+        missing, unexpected = hf.load_state_dict(out.state, strict=False)
+        assert not unexpected and set(missing) <= {"generator_lm_head.weight"}   # tied to the embedding
+        hf.tie_weights()
+        theirs = hf_outputs(hf, "pretrain", (target,), batch, positions)
+        diffs = max_diffs(uer_outputs(part, "pretrain", (target,), src, seg, positions), theirs, keep)
+        assert all(d <= TOL for d in diffs.values()), (target, diffs)

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from uer.config import ModelConfig, config_from_dict
+from uer.config import ModelConfig, config_from_dict, validate
 from uer.convert import table
 from uer.convert.converter import Converter, Variant
 from uer.convert.hf_files import read_config, read_weights
@@ -226,3 +226,76 @@ def uer_to_hf(state: Dict[str, torch.Tensor], config: ModelConfig, architecture:
     hf_config = conv.fit_hf_config(conv.config_to_hf(config, variant, special), state)
     hf_state = table.uer_to_hf(conv.rows(config, variant), state, conv.sizes(config, hf_config), notes)
     return Converted(hf_state, config, conv.family, variant, hf_config, notes)
+
+
+# ------------------------------------------------------------------------------------------------
+# ELECTRA: one uer ElectraPretrainer <-> two Hugging Face directories (discriminator, generator)
+# ------------------------------------------------------------------------------------------------
+
+# Generator settings that must agree with what ``generator_config`` derives from the discriminator.
+_GENERATOR_FIELDS = ("hidden_size", "heads_num", "feedforward_size", "layers_num", "emb_size", "vocab_size",
+                     "max_seq_length", "hidden_act", "layernorm_eps", "embedding", "tie_weights",
+                     "factorized_embedding_parameterization")
+
+
+def hf_to_electra_pretrainer(discriminator_dir: str, generator_dir: str) -> Converted:
+    """An ElectraForPreTraining directory + an ElectraForMaskedLM directory -> the state of one uer
+    ``ElectraPretrainer`` (config ``"pretrainer": "electra"``).  The generator's width must be the
+    discriminator's times one factor (``rtd.generator_size_multiplier``); its depth may differ
+    (``rtd.generator_layers_num``).  Identical embedding tensors become ``embedding_sharing:
+    "shared"``, otherwise ``"none"``."""
+    from uer.models.electra import ElectraPretrainer, generator_config
+    disc = hf_to_uer(discriminator_dir, "ElectraForPreTraining")
+    gen = hf_to_uer(generator_dir, "ElectraForMaskedLM")
+    if disc.family != "electra" or gen.family != "electra":
+        raise ConfigError(f"{discriminator_dir} and {generator_dir} must both be ELECTRA models "
+                          f"(model_type electra); got {disc.family} and {gen.family}")
+    d, g = disc.config, gen.config
+    emb_keys = sorted(k for k in disc.state if k.startswith("embedding."))
+    shared = sorted(k for k in gen.state if k.startswith("embedding.")) == emb_keys and all(
+        disc.state[k].shape == gen.state[k].shape and torch.equal(disc.state[k], gen.state[k]) for k in emb_keys)
+    rtd = dataclasses.replace(d.rtd, generator="joint", generator_size_multiplier=g.hidden_size / d.hidden_size,
+                              generator_layers_num=0 if g.layers_num == d.layers_num else g.layers_num,
+                              embedding_sharing="shared" if shared else "none")
+    config = dataclasses.replace(d, pretrainer="electra", target=["mlm", "rtd"], rtd=rtd)
+    derived = generator_config(config)
+    wrong = [f"{k}: generator {getattr(g, k)!r}, derived {getattr(derived, k)!r}" for k in _GENERATOR_FIELDS
+             if getattr(g, k) != getattr(derived, k)]
+    if wrong:
+        raise ConfigError(f"{generator_dir}/config.json does not have the shape uer's ELECTRA pretrainer derives "
+                          f"from the discriminator's ({discriminator_dir}) with generator_size_multiplier "
+                          f"{rtd.generator_size_multiplier:g}: {'; '.join(wrong)}")
+    validate(config, os.path.join(discriminator_dir, "config.json"))
+    state = {"discriminator." + k: v for k, v in disc.state.items()}
+    state.update({"generator." + k: v for k, v in gen.state.items()})
+    with torch.device("meta"):
+        model = ElectraPretrainer(config)
+    expected = model.state_dict()
+    if shared:      # one module: the file's copies are equal, stored under both names as torch does
+        state.update({"discriminator." + k: gen.state[k] for k in emb_keys})
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(f"the assembled ELECTRA pretrainer does not fit the model: missing {missing}, "
+                              f"unexpected {unexpected}")
+    notes = disc.notes + gen.notes + [f"embedding_sharing: {rtd.embedding_sharing} (the two directories' "
+                                      f"embeddings are {'identical' if shared else 'different'})"]
+    return Converted(state, config, "electra", disc.variant, disc.hf_config, notes)
+
+
+def electra_pretrainer_to_hf(state: Dict[str, torch.Tensor], config: ModelConfig,
+                             special: Optional[Dict[str, int]] = None) -> Tuple[Converted, Converted]:
+    """A uer ElectraPretrainer checkpoint -> (ElectraForPreTraining, ElectraForMaskedLM).  GDES tables
+    are exported as their effective sum (what the discriminator computes with)."""
+    from uer.models.electra import ElectraPretrainer, discriminator_config, generator_config
+    from uer.models.weights import load_weights
+    if config.pretrainer != "electra" or config.rtd.generator != "joint":
+        raise ConfigError("the config is not an ELECTRA pretrainer with a generator network "
+                          "(\"pretrainer\": \"electra\", rtd.generator \"joint\"); convert plain models with uer_to_hf")
+    model = ElectraPretrainer(config)
+    load_weights(model, state)
+    disc_state = model.discriminator_backbone_state()
+    disc_state.update({k: v for k, v in model.discriminator.state_dict().items() if k.startswith("target.")})
+    disc = uer_to_hf(disc_state, discriminator_config(config), "ElectraForPreTraining", special=special)
+    gen = uer_to_hf(model.generator.state_dict(), generator_config(config), "ElectraForMaskedLM", special=special)
+    return disc, gen

@@ -136,6 +136,11 @@ class DebertaV2Converter(BertConverter):
         self.check_uer(config)
         if variant.kind == "classifier":
             self.require(config, {"pooling": "first"})
+        if variant.kind == "pretrain" and config.enhanced_mask_decoder:
+            raise ConfigError("the uer config: 'enhanced_mask_decoder' is true, but transformers' "
+                              "DebertaV2ForMaskedLM has no enhanced mask decoder (its head reads the encoder "
+                              "output), so the mlm logits would differ; export the backbone instead "
+                              "(--architecture DebertaV2Model --discard target.)")
         out = {
             "architectures": [variant.hf_class], "model_type": self.model_type,
             "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
