@@ -1,6 +1,7 @@
 """pretrain.py: dataset + JSON model config -> checkpoints (UER-py flag names)."""
 
 import argparse
+import contextlib
 import json
 import logging
 from typing import List, Optional
@@ -15,6 +16,7 @@ from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.errors import ConfigError, DataError
 from uer.models import build_model
 from uer.models.weights import load_weights
+from uer.partitioned import full_numel, has_partitioned_parameters
 from uer.training.checkpoint import CheckpointManager
 from uer.training.device import peak_tflops, pick_device
 from uer.training.engines import ENGINES, LocalEngine
@@ -175,8 +177,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
         logger.warning("whole-word masking asked for, but the vocabulary marks no word continuations "
                        "(## or ▁ pieces): every token is its own word")
 
-    model = build_model(config)
+    with model_construction(args, ds_config):
+        model = build_model(config)
     model.encoder.activation_checkpointing = args.activation_checkpointing
+    if has_partitioned_parameters(model):
+        logger.info("ZeRO-3: model parameters partitioned across %d processes at construction (zero.Init)",
+                    world_size)
     if args.pretrained_model_path and not args.resume:
         load_weights(model, args.pretrained_model_path)
         logger.info("initialised from %s", args.pretrained_model_path)
@@ -184,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     # ZeRO-3 leaves each rank only its partition of the parameters.
     flops_0, flops_1 = model.flops_per_token(0, config.masking.mask_prob), \
         model.flops_per_token(1, config.masking.mask_prob)
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(full_numel(p) for p in model.parameters())
     engine = build_engine(args, model, device, ds_config, own_optimizer)
 
     collator = PretrainCollator(tokenizer.vocab, config.target, config.masking, args.seed, dataset.fields,
@@ -271,6 +277,14 @@ def _quiet_unless_main() -> None:
         logging.getLogger("uer").setLevel(logging.WARNING)
 
 
+def model_construction(args, ds_config):
+    """Where the model is built: partitioned from the start under ZeRO-3, normally otherwise."""
+    if args.engine != "deepspeed":
+        return contextlib.nullcontext()
+    from uer.training.engines.deepspeed_engine import partitioned_construction
+    return partitioned_construction(ds_config)
+
+
 def build_engine(args, model, device, ds_config, own_optimizer: bool):
     warmup = int(args.warmup * args.total_steps)
 
@@ -278,7 +292,8 @@ def build_engine(args, model, device, ds_config, own_optimizer: bool):
         return build_scheduler(optimizer, args.scheduler, warmup, args.total_steps, args.poly_power,
                                args.lr_end_ratio)
 
-    model.to(device)
+    if not has_partitioned_parameters(model):     # ZeRO-3 placed the partitions already
+        model.to(device)
     if args.engine == "deepspeed":
         from uer.training.engines.deepspeed_engine import DeepSpeedEngine
         groups = parameter_groups(model, args.weight_decay)

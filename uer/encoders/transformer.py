@@ -13,6 +13,7 @@ from uer.layers.feed_forward import build_feed_forward
 from uer.layers.masks import AttentionMask, build_attention_mask
 from uer.layers.norms import build_norm
 from uer.registry import ENCODERS
+from uer.partitioned import full_numel, full_shape
 
 
 class TransformerLayer(nn.Module):
@@ -68,6 +69,6 @@ class TransformerEncoder(nn.Module):
 
     def matmul_params_per_token(self) -> int:
         """Parameters used in matrix products per token per forward (shared layers count each use)."""
-        per_layer = sum(p.numel() for n, p in self.layers[0].named_parameters() if p.dim() == 2)
-        extra = self.linear.weight.numel() if self.linear is not None else 0
+        per_layer = sum(full_numel(p) for p in self.layers[0].parameters() if len(full_shape(p)) == 2)
+        extra = full_numel(self.linear.weight) if self.linear is not None else 0
         return per_layer * self.layers_num + extra

@@ -7,19 +7,22 @@ import uer.modules  # noqa: F401  (fills the registries)
 from uer.config import ModelConfig
 from uer.embeddings import Embedding
 from uer.errors import ConfigError
+from uer.partitioned import gathered
 from uer.registry import ENCODERS
 from uer.targets import TargetSet
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """BERT initialisation: N(0, 0.02) for matrices and embeddings, zero biases, unit norms."""
+    """BERT initialisation: N(0, 0.02) for matrices and embeddings, zero biases, unit norms.
+    Under ZeRO-3 (built in ``deepspeed.zero.Init``) each module's parameters are gathered, drawn
+    on every rank from the same RNG stream as an ordinary build, and rank 0's values kept — so a
+    partitioned model starts from exactly the weights the same seed gives one process."""
     for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=std)
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            with gathered(m.parameters(recurse=False), modify=True):
+                nn.init.normal_(m.weight, std=std)
+                if getattr(m, "bias", None) is not None:
+                    nn.init.zeros_(m.bias)
 
 
 def build_backbone(config: ModelConfig):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from uer.errors import CheckpointError
+from uer.partitioned import full_shapes, gathered, has_partitioned_parameters
 from uer.utils import atomic_path, atomic_torch_save
 
 
@@ -32,7 +33,8 @@ def save_state(state: Dict[str, torch.Tensor], path) -> None:
         atomic_torch_save(state, path)
 
 
-def read_weights(path) -> Dict[str, torch.Tensor]:
+def read_weights(path, mmap: bool = False) -> Dict[str, torch.Tensor]:
+    """``mmap``: map a torch file instead of reading it (tensors are paged in when touched)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -41,7 +43,7 @@ def read_weights(path) -> Dict[str, torch.Tensor]:
             from safetensors.torch import load_file
             state = load_file(path)
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap or None)
     except pickle.UnpicklingError as e:
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             raise CheckpointError(f"{path} contains pickled Python objects besides tensors; uer refuses to "
@@ -69,6 +71,8 @@ def load_weights(model: nn.Module, path_or_state, *, allow_missing: Tuple[str, .
     Returns the ignored keys.  Any other mismatch raises CheckpointError listing the keys."""
     is_path = isinstance(path_or_state, (str, os.PathLike))
     source = os.fspath(path_or_state) if is_path else (source or "<state dict>")
+    if has_partitioned_parameters(model):
+        return _load_partitioned(model, path_or_state, source, allow_missing, ignore_unexpected)
     state = read_weights(path_or_state) if is_path else path_or_state
     ignored = check_weights(model, state, source, allow_missing=allow_missing,
                             ignore_unexpected=ignore_unexpected)
@@ -81,11 +85,11 @@ def check_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str 
                   allow_missing: Tuple[str, ...] = (), ignore_unexpected: Tuple[str, ...] = ()) -> List[str]:
     """The checks of ``load_weights`` without loading (the model may live on the meta device).
     Returns the keys of ``state`` the model does not have (all allowed by ``ignore_unexpected``)."""
-    own = model.state_dict()
+    own = full_shapes(model)
     missing = [k for k in own if k not in state and not _starts(k, allow_missing)]
     unexpected = [k for k in state if k not in own and not _starts(k, ignore_unexpected)]
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {own[k]}"
+              for k in own if k in state and tuple(state[k].shape) != own[k]]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -98,6 +102,39 @@ def check_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str 
                               + "; ".join(parts) + ". Use the --config_path (and vocabulary) the "
                               "checkpoint was trained with")
     return [k for k in state if k not in own]
+
+
+def _load_partitioned(model: nn.Module, path_or_state, source: str, allow_missing, ignore_unexpected) -> List[str]:
+    """Load into a ZeRO-3 partitioned model without materialising the checkpoint on every rank:
+    rank 0 alone reads the file (memory-mapped) and checks it; then, one module at a time, the
+    module's parameters are gathered, rank 0 copies the file's values in, and DeepSpeed hands each
+    rank back its partition.  The peak on a rank is one module's full parameters.  Collective."""
+    import torch.distributed as dist
+    is_main = dist.get_rank() == 0
+    state, outcome = None, [None, []]
+    if is_main or not isinstance(path_or_state, (str, os.PathLike)):
+        try:
+            state = read_weights(path_or_state, mmap=True) if isinstance(path_or_state, (str, os.PathLike)) \
+                else path_or_state
+            outcome[1] = check_weights(model, state, source, allow_missing=allow_missing,
+                                       ignore_unexpected=ignore_unexpected)
+        except CheckpointError as e:
+            outcome[0] = str(e)
+    dist.broadcast_object_list(outcome, src=0)      # every rank fails together, none hangs
+    if outcome[0] is not None:
+        raise CheckpointError(outcome[0])
+    for prefix, module in model.named_modules():
+        params = dict(module.named_parameters(prefix=prefix, recurse=False))
+        with gathered(params.values(), modify=True), torch.no_grad():
+            if state is not None:
+                for name, param in params.items():
+                    if name in state:
+                        param.copy_(state[name].to(param.dtype))
+        for name, buffer in module.named_buffers(prefix=prefix, recurse=False):
+            if state is not None and name in state:
+                buffer.copy_(state[name].to(buffer.dtype))
+            dist.broadcast(buffer, src=0)
+    return outcome[1]
 
 
 def _short(keys: List[str], n: int = 8) -> str:

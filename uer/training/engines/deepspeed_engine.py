@@ -72,6 +72,17 @@ def init_deepspeed_distributed() -> Tuple[torch.device, int]:
     return device, dist.get_world_size()
 
 
+def partitioned_construction(config: dict):
+    """The context to build the model in: under ZeRO-3, ``deepspeed.zero.Init``, so every module's
+    parameters are partitioned across the ranks as soon as that module is built (optionally onto
+    the CPU or NVMe, per the config's ``offload_param``) and a model larger than one device never
+    exists whole anywhere.  Other stages build the model normally."""
+    if int(config.get("zero_optimization", {}).get("stage", 0)) != 3:
+        return contextlib.nullcontext()
+    deepspeed = import_deepspeed()
+    return deepspeed.zero.Init(config_dict_or_path=config)
+
+
 def _free_port() -> int:
     import socket
     with socket.socket() as s:
