@@ -366,6 +366,10 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     if c.enhanced_mask_decoder and "mlm" not in c.target:
         raise ConfigError(f"{source}, key 'enhanced_mask_decoder': the enhanced mask decoder feeds the 'mlm' "
                           f"target, got target {c.target}; add \"mlm\" or set \"enhanced_mask_decoder\": false")
+    if c.enhanced_mask_decoder and c.pretrainer and c.rtd.generator != "joint":
+        raise ConfigError(f"{source}, key 'enhanced_mask_decoder': in a composite pretrainer it applies to the "
+                          f"generator trained alongside (rtd.generator \"joint\"), got \"{c.rtd.generator}\"; "
+                          "set \"enhanced_mask_decoder\": false (a frozen generator's own config decides)")
     if c.labels_num < 2 and "cls" in c.target:
         raise ConfigError(f"{source}, key 'labels_num': a classifier needs at least 2 labels")
     if c.pretrainer:

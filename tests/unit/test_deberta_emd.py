@@ -172,6 +172,8 @@ def test_activation_checkpointing_gives_same_gradients():
     ({"encoder": "transformer"}, "re-runs the last layer of a \"deberta\" encoder"),
     ({"target": ["lm"], "mask": "causal"}, "feeds the 'mlm' target"),
     ({"emd_layers_num": 0}, "'emd_layers_num': must be ≥ 1"),
+    ({"target": ["mlm", "rtd"], "pretrainer": "electra", "rtd": {"generator": "unigram", "embedding_sharing": "none"}},
+     "applies to the generator trained alongside"),
 ])
 def test_config_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
