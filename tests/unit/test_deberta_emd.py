@@ -52,23 +52,31 @@ def reference_emd(model, src, seg, positions):
     last layer is re-run over ALL positions with queries I = H + P (then the previous pass's output)
     and keys/values H, with the full-sequence disentangled bias; the selected rows are picked last."""
     encoder, decoder = model.encoder, model.target.mlm.decoder
-    mask = build_attention_mask("fully_visible", seg)
+    mask = build_attention_mask(model.config.mask, seg)
     x = model.embedding(src, seg)
     for layer in encoder.layers[:-1]:
         x = layer(x, mask, encoder.position)
     hidden, layer = x, encoder.layers[-1]
-    att = layer.attention
+    att, pre = layer.attention, layer.pre_norm
     query = hidden + decoder.position.weight[: src.size(1)]
-    k, v = heads(att.key(hidden), HEADS), heads(att.value(hidden), HEADS)
+    context = layer.norm_1(hidden) if pre else hidden
+    k, v = heads(att.key(context), HEADS), heads(att.value(context), HEADS)
     for _ in range(decoder.layers_num):
-        q = heads(att.query(query), HEADS)
+        q = heads(att.query(layer.norm_1(query) if pre else query), HEADS)
         bias = encoder.position.qk_bias(q, k, att)
-        bias = bias.masked_fill(~(seg > 0)[:, None, None, :], float("-inf"))
+        if mask.attn_mask is not None:
+            bias = bias.masked_fill(~mask.attn_mask, float("-inf"))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                            scale=encoder.position.softmax_scale(att.head_size))
         y = att.output(y.transpose(1, 2).reshape(src.size(0), src.size(1), -1))
-        mid = layer.norm_1(query + y)
-        query = layer.norm_2(mid + layer.feed_forward(mid))
+        if pre:
+            mid = query + y
+            query = mid + layer.feed_forward(layer.norm_2(mid))
+        else:
+            mid = layer.norm_1(query + y)
+            query = layer.norm_2(mid + layer.feed_forward(mid))
+    if encoder.final_norm is not None:
+        query = encoder.final_norm(query)
     return query.gather(1, positions.unsqueeze(-1).expand(-1, -1, HIDDEN))
 
 
@@ -114,10 +122,14 @@ def test_emd_off_is_the_plain_head_bit_for_bit():
         assert torch.equal(off(b)["loss"], default(b)["loss"])
 
 
-@pytest.mark.parametrize("layers,emd_layers,buckets", [(3, 2, 256), (2, 1, 8), (1, 3, 8)])
-def test_selected_positions_match_full_sequence_reference(layers, emd_layers, buckets):
+@pytest.mark.parametrize("layers,emd_layers,buckets,extra", [
+    (3, 2, 256, {}), (2, 1, 8, {}), (1, 3, 8, {}),
+    (2, 2, 8, {"layernorm_positioning": "pre"}),        # pre-LN layer and the encoder's final norm
+    (2, 2, 256, {"mask": "causal_with_prefix"}),        # a per-query-row mask, gathered at the positions
+], ids=["v3", "one-pass", "one-layer", "pre-ln", "prefix-mask"])
+def test_selected_positions_match_full_sequence_reference(layers, emd_layers, buckets, extra):
     torch.manual_seed(0)
-    c = config(layers_num=layers, emd_layers_num=emd_layers)
+    c = config(layers_num=layers, emd_layers_num=emd_layers, **extra)
     model = build_model(c).eval()
     if buckets != 256:                        # 8 buckets: length 12 reaches the logarithmic range
         model.encoder.position.position_buckets = buckets
@@ -127,6 +139,9 @@ def test_selected_positions_match_full_sequence_reference(layers, emd_layers, bu
                 p.add_(0.2 * torch.randn_like(p))
         model.target.mlm.decoder.position.weight.mul_(20)
     b = batch()
+    if extra.get("mask") == "causal_with_prefix":      # a causal second segment: rows differ by position
+        b["seg"][0, 6:] = 2
+        b["seg"][1, 4:9] = 2
     with torch.no_grad():
         model.encode(b["src"], b["seg"])
         fast = model.target.mlm.decoder(b["mlm_positions"])
