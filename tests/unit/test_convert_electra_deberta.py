@@ -376,3 +376,40 @@ def test_uer_electra_pretrainer_exports_to_transformers():
         theirs = hf_outputs(hf, "pretrain", (target,), batch, positions)
         diffs = max_diffs(uer_outputs(part, "pretrain", (target,), src, seg, positions), theirs, keep)
         assert all(d <= TOL for d in diffs.values()), (target, diffs)
+
+
+@pytest.mark.parametrize("emd", [True, False])
+def test_uer_deberta_v3_rtd_recipe_exports_to_transformers(emd):
+    """The DeBERTaV3 recipe (ELECTRA-style, GDES): the discriminator exports as DebertaV2Model (GDES
+    tables summed), the generator as DebertaV2ForMaskedLM unless it uses the enhanced mask decoder."""
+    from uer.convert.api import electra_pretrainer_to_hf
+    from uer.models import build_model
+    config = load_config("models/deberta_v3/xsmall.json", {**SHRINK, "enhanced_mask_decoder": emd,
+                                                           "rtd": {"generator_layers_num": 1}})
+    assert config.rtd.embedding_sharing == "gdes"
+    model = perturb(build_model(config))
+    disc, gen = electra_pretrainer_to_hf(model.state_dict(), config)
+    assert disc.variant.hf_class == "DebertaV2Model" and any("without its rtd head" in n for n in disc.notes)
+    assert (gen is None) == emd
+    src, seg, keep, batch, positions = make_batch("single")
+    src.clamp_(max=69)
+    parts = [(disc, T.DebertaV2Model, model.discriminator, "backbone", ())]
+    if gen is not None:
+        parts.append((gen, T.DebertaV2ForMaskedLM, model.generator, "pretrain", ("mlm",)))
+    for out, cls, part, kind, targets in parts:
+        hf = cls(T.DebertaV2Config(**out.hf_config)).eval()
+        missing, unexpected = hf.load_state_dict(out.state, strict=False)
+        assert not unexpected and set(missing) <= {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
+        hf.tie_weights()
+        theirs = hf_outputs(hf, kind, targets, batch, positions)
+        diffs = max_diffs(uer_outputs(part, kind, targets, src, seg, positions), theirs, keep)
+        assert all(d <= TOL for d in diffs.values()), (kind, diffs)
+
+
+def test_deberta_mlm_with_enhanced_mask_decoder_is_refused():
+    config = load_config("models/deberta_v3_mlm/xsmall.json", {**SHRINK, "enhanced_mask_decoder": True})
+    state = build_uer_model(config, "pretrain").state_dict()
+    with pytest.raises(ConfigError, match="'enhanced_mask_decoder' is true.*DebertaV2Model"):
+        uer_to_hf(state, config, "deberta-v2")
+    out = uer_to_hf({k: v for k, v in state.items() if not k.startswith("target.")}, config, "deberta-v2")
+    assert out.variant.hf_class == "DebertaV2Model"

@@ -284,9 +284,13 @@ def hf_to_electra_pretrainer(discriminator_dir: str, generator_dir: str) -> Conv
 
 
 def electra_pretrainer_to_hf(state: Dict[str, torch.Tensor], config: ModelConfig,
-                             special: Optional[Dict[str, int]] = None) -> Tuple[Converted, Converted]:
-    """A uer ElectraPretrainer checkpoint -> (ElectraForPreTraining, ElectraForMaskedLM).  GDES tables
-    are exported as their effective sum (what the discriminator computes with)."""
+                             special: Optional[Dict[str, int]] = None) -> Tuple[Converted, Optional[Converted]]:
+    """A uer ElectraPretrainer checkpoint -> (discriminator, generator) Hugging Face conversions.
+    Transformer encoder: ElectraForPreTraining and ElectraForMaskedLM.  DeBERTa encoder (the DeBERTaV3
+    recipe): transformers has no DeBERTa RTD class, so the discriminator is exported as DebertaV2Model
+    (the rtd head is left out, with a note) and the generator as DebertaV2ForMaskedLM, or None (with a
+    note) when it uses the enhanced mask decoder.  GDES tables are exported as their effective sum
+    (what the discriminator computes with)."""
     from uer.models.electra import ElectraPretrainer, discriminator_config, generator_config
     from uer.models.weights import load_weights
     if config.pretrainer != "electra" or config.rtd.generator != "joint":
@@ -295,7 +299,17 @@ def electra_pretrainer_to_hf(state: Dict[str, torch.Tensor], config: ModelConfig
     model = ElectraPretrainer(config)
     load_weights(model, state)
     disc_state = model.discriminator_backbone_state()
+    gen_config = generator_config(config)
+    if config.encoder == "deberta":
+        disc = uer_to_hf(disc_state, discriminator_config(config), "DebertaV2Model", special=special)
+        disc.notes.append("transformers has no DeBERTa replaced-token-detection class: the discriminator is "
+                          "exported as DebertaV2Model, without its rtd head")
+        if gen_config.enhanced_mask_decoder:
+            disc.notes.append("the generator uses the enhanced mask decoder, which DebertaV2ForMaskedLM lacks: "
+                              "it is not exported")
+            return disc, None
+        return disc, uer_to_hf(model.generator.state_dict(), gen_config, "DebertaV2ForMaskedLM", special=special)
     disc_state.update({k: v for k, v in model.discriminator.state_dict().items() if k.startswith("target.")})
     disc = uer_to_hf(disc_state, discriminator_config(config), "ElectraForPreTraining", special=special)
-    gen = uer_to_hf(model.generator.state_dict(), generator_config(config), "ElectraForMaskedLM", special=special)
+    gen = uer_to_hf(model.generator.state_dict(), gen_config, "ElectraForMaskedLM", special=special)
     return disc, gen
