@@ -177,12 +177,16 @@ def test_parity_and_round_trip(case, tmp_path):
 
 
 def test_deberta_non_legacy_mlm_head(tmp_path):
-    """config.json "legacy": false (lm_predictions.lm_head.*): imported exactly; exported in the
-    legacy layout, which gives the same logits."""
+    """The lm_predictions.lm_head.* head ("legacy": false): imported exactly, also when config.json
+    does not say so; exported in the legacy layout, which gives the same logits."""
     torch.manual_seed(0)
     hf_model = randomize(T.DebertaV2ForMaskedLM(deberta_config(legacy=False)))
     hf_model.save_pretrained(tmp_path / "hf")
     assert any(k.startswith("lm_predictions.") for k in load_file(tmp_path / "hf" / "model.safetensors"))
+    # Microsoft's config.json files do not say "legacy": false; the weight names decide.
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    del config["legacy"]
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
     src, seg, keep, batch, positions = make_batch("single")
     ours, model_path, config_path = to_uer(tmp_path / "hf", tmp_path, "pretrain")
     theirs = hf_outputs(hf_model, "pretrain", ("mlm",), batch, positions)

@@ -175,6 +175,7 @@ def hf_to_uer(input_dir: str, architecture: Optional[str] = None, discard: Seque
 
 def _map_hf(conv: Converter, variant: Variant, hf_config: Dict, state: Dict[str, torch.Tensor],
             input_dir: str, notes: List[str]):
+    hf_config = conv.hf_config_from_weights(hf_config, state)
     config = config_from_dict(conv.config_to_uer(hf_config, variant), os.path.join(input_dir, "config.json"))
     prefix = conv.base_prefix
     if variant.prefixed and prefix and state and not any(k.startswith(prefix) for k in state):

@@ -77,6 +77,10 @@ class Converter:
     def config_to_uer(self, hf: Dict[str, Any], variant: Variant) -> Dict[str, Any]:
         raise NotImplementedError
 
+    def hf_config_from_weights(self, hf: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, Any]:
+        """Import: settings config.json leaves implicit but the weight names show (a head layout)."""
+        return hf
+
     def fit_hf_config(self, hf: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, Any]:
         """Settings of the exported config.json that follow from the weights themselves."""
         return hf

@@ -161,6 +161,15 @@ class DebertaV2Converter(BertConverter):
         out.update(special or {})
         return out
 
+    def hf_config_from_weights(self, hf: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, Any]:
+        # Microsoft's checkpoints hold the MLM head as lm_predictions.lm_head.* while their config.json
+        # leaves "legacy" at transformers' default (true, cls.predictions.*): the names decide.
+        names = list(state)
+        if any(".lm_head." in k and k.startswith("lm_predictions.") for k in names) and \
+                not any(k.startswith("cls.predictions.") for k in names):
+            return {**hf, "legacy": False}
+        return hf
+
     def fit_hf_config(self, hf: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, Any]:
         # One token type when our second segment row is empty (as RoBERTa).
         seg = state.get("embedding.seg.embedding.weight")
