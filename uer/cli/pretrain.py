@@ -1,13 +1,14 @@
 """pretrain.py: dataset + JSON model config -> checkpoints (UER-py flag names)."""
 
 import argparse
-import contextlib
 import json
 import logging
 from typing import List, Optional
 
 
 from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
+from uer.cli.engine_setup import (add_engine_args, build_engine, flags_on_command_line, model_construction,
+                                  setup_engine)
 from uer.cli.model_args import add_model_override_args, resolve_model_config, set_vocab_size
 from uer.config import ModelConfig, save_config
 from uer.data.collator import PretrainCollator
@@ -18,11 +19,8 @@ from uer.models import build_model
 from uer.models.weights import load_weights
 from uer.partitioned import full_numel, has_partitioned_parameters
 from uer.training.checkpoint import CheckpointManager
-from uer.training.device import peak_tflops, pick_device
-from uer.training.engines import ENGINES, LocalEngine
+from uer.training.device import peak_tflops
 from uer.training.metrics import MetricsLog
-from uer.training.optim import build_optimizer, parameter_groups
-from uer.training.schedules import build_scheduler
 from uer.training.trainer import Trainer, TrainerConfig
 from uer.utils import atomic_write_text, set_seed
 
@@ -70,27 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seq_length", type=int, default=None,
                    help="Checked against the dataset (sequence length is fixed by preprocess.py).")
     t.add_argument("--data_processor", default=None, help="Checked against the dataset's processor.")
-    e = p.add_argument_group("engine: one process, DDP under torchrun, or DeepSpeed")
-    e.add_argument("--engine", default="local", choices=list(ENGINES),
-                   help="local: one process (CPU or one GPU); ddp: one process per device under torchrun; "
-                        "deepspeed: ZeRO stages 0-3, offload, bf16/fp16 (needs --deepspeed_config).")
-    e.add_argument("--deepspeed", action="store_true", help="UER-py flag: same as --engine deepspeed.")
-    e.add_argument("--deepspeed_config", default=None,
-                   help="DeepSpeed JSON config, e.g. models/deepspeed/zero2.json.  Batch size, accumulation, "
-                        "clipping, optimizer and precision settings are reconciled with the flags: missing "
-                        "or \"auto\" values are filled from them, contradictions are errors.")
-    e.add_argument("--local_rank", type=int, default=None,
-                   help="Set by the deepspeed launcher; the LOCAL_RANK environment variable is what is used.")
+    add_engine_args(p)
     add_model_override_args(p, masking=True)
     return p
 
 
 def given_flags(argv: Optional[List[str]]) -> set:
     """The destinations of the flags actually on the command line (not defaults)."""
-    probe = build_parser()
-    for action in probe._actions:
-        action.default = argparse.SUPPRESS
-    return set(vars(probe.parse_args(argv)))
+    return flags_on_command_line(build_parser, argv)
 
 
 def _describe(tok: dict) -> str:
@@ -153,16 +138,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.fp16:
         args.precision = "fp16"
         given.add("precision")
-    if args.deepspeed:
-        args.engine = "deepspeed"
     for key in ("total_steps", "batch_size", "accumulation_steps", "report_steps", "save_checkpoint_steps"):
         if getattr(args, key) <= 0:
             raise ConfigError(f"--{key} must be positive, got {getattr(args, key)}")
     if not 0 <= args.warmup <= 1:
         raise ConfigError(f"--warmup is a fraction of --total_steps in [0, 1], got {args.warmup}")
-    if args.deepspeed_config and args.engine != "deepspeed":
-        raise ConfigError("--deepspeed_config is given but the engine is " + args.engine +
-                          "; add --deepspeed (or --engine deepspeed)")
     device, world_size, ds_config, own_optimizer = setup_engine(args, given)
     set_seed(args.seed)     # the same on every rank: every rank builds the same initial model
 
@@ -242,69 +222,3 @@ def main(argv: Optional[List[str]] = None) -> dict:
     engine.save_final(checkpoints)
     logger.info("final model written to %s", args.output_model_path)
     return last
-
-
-def setup_engine(args, given: set):
-    """Join the process group (ddp, deepspeed) and reconcile the DeepSpeed config with the flags —
-    before anything is built, since the batch size and precision may come from that config.
-    Returns (device, world size, DeepSpeed config or None, whether our own optimizer is used)."""
-    if args.engine == "local":
-        return pick_device(args.device), 1, None, True
-    if args.engine == "ddp":
-        import torch.distributed as dist
-        from uer.training.distributed import init_process_group
-        device = init_process_group("ddp", args.device)
-        world_size = dist.get_world_size()
-        ds_config, own_optimizer = None, True
-    else:
-        from uer.training.engines.deepspeed_config import read_deepspeed_config, resolve_deepspeed_config
-        if not args.deepspeed_config:
-            raise ConfigError("--engine deepspeed needs --deepspeed_config, e.g. models/deepspeed/zero2.json")
-        raw = read_deepspeed_config(args.deepspeed_config)     # before starting processes talking
-        from uer.training.engines.deepspeed_engine import init_deepspeed_distributed
-        device, world_size = init_deepspeed_distributed()
-        _quiet_unless_main()
-        ds_config, own_optimizer = resolve_deepspeed_config(raw, args, given, world_size,
-                                                            source=args.deepspeed_config)
-    _quiet_unless_main()
-    return device, world_size, ds_config, own_optimizer
-
-
-def _quiet_unless_main() -> None:
-    """One log, from rank 0; warnings and errors from every rank."""
-    import torch.distributed as dist
-    if dist.get_rank() != 0:
-        logging.getLogger("uer").setLevel(logging.WARNING)
-
-
-def model_construction(args, ds_config):
-    """Where the model is built: partitioned from the start under ZeRO-3, normally otherwise."""
-    if args.engine != "deepspeed":
-        return contextlib.nullcontext()
-    from uer.training.engines.deepspeed_engine import partitioned_construction
-    return partitioned_construction(ds_config)
-
-
-def build_engine(args, model, device, ds_config, own_optimizer: bool):
-    warmup = int(args.warmup * args.total_steps)
-
-    def make_scheduler(optimizer):
-        return build_scheduler(optimizer, args.scheduler, warmup, args.total_steps, args.poly_power,
-                               args.lr_end_ratio)
-
-    if not has_partitioned_parameters(model):     # ZeRO-3 placed the partitions already
-        model.to(device)
-    if args.engine == "deepspeed":
-        from uer.training.engines.deepspeed_engine import DeepSpeedEngine
-        groups = parameter_groups(model, args.weight_decay)
-        optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
-                                    args.adam_epsilon) if own_optimizer else None
-        return DeepSpeedEngine(model, ds_config, groups, optimizer, make_scheduler)
-    optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
-                                args.adam_epsilon)
-    if args.engine == "ddp":
-        from uer.training.engines.ddp import DDPEngine
-        return DDPEngine(model, optimizer, make_scheduler(optimizer), device, args.precision,
-                         args.max_grad_norm, args.accumulation_steps)
-    return LocalEngine(model, optimizer, make_scheduler(optimizer), device, args.precision,
-                       args.max_grad_norm, args.accumulation_steps)
