@@ -61,11 +61,11 @@ def flags(tiny_corpus, dataset, out, *extra, dropout="0"):
             "--batch_size", "2", *extra]
 
 
-def launch(args, nproc=2):
+def launch(args, nproc=2, script="pretrain.py"):
     """torchrun; a rank that fails makes torchrun stop the others and exit non-zero (and the
     timeout catches a hang)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           os.path.join(ROOT, "pretrain.py"), *map(str, args)]
+           os.path.join(ROOT, script), *map(str, args)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -266,6 +266,54 @@ def test_gdes_under_zero3_matches_ddp(tiny_corpus, tmp_path):
     assert set(got) == set(want) and "discriminator.embedding.word.delta" in got
     assert max((got[k] - want[k]).abs().max().item() for k in want) <= WEIGHT_ATOL_PARTITIONED
     assert got["discriminator.embedding.word.delta"].abs().max() > 0       # the residual trained
+
+
+# ------------------------------------------------------------------------------ fine-tuning
+
+@pytest.fixture(scope="module")
+def finetune_reference(tiny_corpus, reference, tmp_path_factory):
+    """One process fine-tuning the pretrained tiny BERT: batch 4 x accumulation 2 = 8 per step."""
+    from uer.cli.classifier import finetune_main
+    root = tmp_path_factory.mktemp("finetune")
+    with open(tiny_corpus / "train.tsv") as f:
+        (root / "train.tsv").write_text("".join(f.readlines()[:97]))     # header + 96 rows: 12 steps
+    out = root / "local" / "classifier.bin"
+    args = finetune_flags(tiny_corpus, reference, root, out)
+    results = finetune_main(args + ["--batch_size", "4"])
+    return root, out, results
+
+
+def finetune_flags(tiny_corpus, pretrained, root, out):
+    return ["--pretrained_model_path", str(pretrained), "--vocab_path", str(tiny_corpus / "vocab.txt"),
+            "--train_path", str(root / "train.tsv"), "--dev_path", str(tiny_corpus / "dev.tsv"),
+            "--test_path", str(tiny_corpus / "test.tsv"), "--output_model_path", str(out),
+            "--epochs_num", "2", "--accumulation_steps", "2", "--learning_rate", "1e-3", "--seq_length", "32",
+            "--dropout", "0", "--report_steps", "1", "--seed", "5"]
+
+
+@needs_deepspeed
+@pytest.mark.parametrize("engine", ["ddp", "zero2", "zero3"])
+def test_finetune_matches_one_process(engine, finetune_reference, tiny_corpus, reference, tmp_path):
+    """finetune/run_classifier.py on 2 processes (batch 2 x accumulation 2 x 2 ranks = 8 per step):
+    the same losses, dev/test predictions and saved classifier as one process; under ZeRO-3 the
+    classifier is built partitioned and the best model is gathered for saving."""
+    root, local_out, local_results = finetune_reference
+    out = tmp_path / "classifier.bin"
+    extra = ["--engine", "ddp"] if engine == "ddp" else \
+        ["--deepspeed", "--deepspeed_config", zero_config(tmp_path, int(engine[-1]))]
+    proc = launch(finetune_flags(tiny_corpus, reference, root, out) + ["--batch_size", "2", *extra],
+                  script="finetune/run_classifier.py")
+    got, want = curve(out), curve(local_out)
+    assert [s for s, *_ in got] == list(range(1, 25)) == [s for s, *_ in want]
+    for (step, loss, lr, norm), (_, loss_ref, lr_ref, norm_ref) in zip(got, want):
+        assert loss == pytest.approx(loss_ref, rel=LOSS_RTOL), (step, loss, loss_ref)
+        assert lr == pytest.approx(lr_ref, rel=1e-12)
+    assert f"dev accuracy: {local_results['dev']['accuracy']:.4f}" in proc.stdout
+    assert f"test accuracy: {local_results['test']['accuracy']:.4f}" in proc.stdout
+    a, b = weights(out), weights(local_out)
+    assert set(a) == set(b)
+    assert max((a[k] - b[k]).abs().max().item() for k in b) <= WEIGHT_ATOL_PARTITIONED
+    assert os.path.isfile(str(out) + ".task.json") and os.path.isfile(str(out) + ".config.json")
 
 
 # ---------------------------------------------------------------------------------- failures

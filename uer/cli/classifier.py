@@ -1,9 +1,15 @@
-"""finetune/run_classifier.py and inference/run_classifier_infer.py (UER-py flag names)."""
+"""finetune/run_classifier.py and inference/run_classifier_infer.py (UER-py flag names).
+
+Fine-tuning runs on one process, under torchrun with --engine ddp, or on DeepSpeed (ZeRO-2/3 for
+models that do not fit one device):
+    deepspeed finetune/run_classifier.py --deepspeed --deepspeed_config models/deepspeed/zero3.json ...
+"""
 
 import argparse
 from typing import List, Optional
 
 from uer.cli.common import add_tokenizer_args, cli_entry
+from uer.cli.engine_setup import add_engine_args, flags_on_command_line
 from uer.cli.model_args import add_model_override_args
 from uer.registry import TASKS
 import uer.tasks  # noqa: F401  (registers the tasks)
@@ -42,6 +48,13 @@ def finetune_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_grad_norm", type=float, default=1.0)
     p.add_argument("--report_steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--accumulation_steps", type=int, default=1, help="Micro-batches per optimizer step.")
+    p.add_argument("--beta1", type=float, default=0.9)
+    p.add_argument("--beta2", type=float, default=0.999)
+    p.add_argument("--adam_epsilon", type=float, default=1e-6)
+    p.add_argument("--poly_power", type=float, default=1.0, help="Power of the polynomial schedule.")
+    p.add_argument("--lr_end_ratio", type=float, default=0.0, help="Final lr / lr for polynomial.")
+    add_engine_args(p)
     add_model_override_args(p)
     return p
 
@@ -61,7 +74,8 @@ def infer_parser() -> argparse.ArgumentParser:
 
 @cli_entry
 def finetune_main(argv: Optional[List[str]] = None):
-    return run_finetune(TASKS.get("classification"), finetune_parser().parse_args(argv))
+    given = flags_on_command_line(finetune_parser, argv)
+    return run_finetune(TASKS.get("classification"), finetune_parser().parse_args(argv), given)
 
 
 @cli_entry

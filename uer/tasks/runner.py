@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -15,12 +15,11 @@ from uer.config import save_config
 from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.cli.common import tokenizer_from_args
 from uer.errors import ConfigError, DataError
-from uer.models.weights import load_weights, read_weights, save_weights
+from uer.cli.engine_setup import build_engine, model_construction, setup_engine
+from uer.models.weights import load_weights, read_weights, save_state
 from uer.training.device import pick_device
 from uer.training.engines import LocalEngine
 from uer.training.metrics import MetricsLog
-from uer.training.optim import build_optimizer
-from uer.training.schedules import build_scheduler
 from uer.training.trainer import Trainer, TrainerConfig
 from uer.utils import atomic_write_text, set_seed
 
@@ -40,18 +39,28 @@ def read_task_info(weights_path: str) -> dict:
 
 
 @torch.inference_mode()
-def predict_logits(engine: LocalEngine, examples: List[dict], collator, batch_size: int) -> np.ndarray:
+def predict_logits(engine, examples: List[dict], collator, batch_size: int) -> np.ndarray:
+    """Logits for every example, in order.  With several processes each rank predicts an equal
+    share of batches (the last share padded by repetition, since under ZeRO-3 every rank must take
+    part in every forward) and the shares are gathered: every rank returns all logits."""
     model = engine.model
     was_training = model.training
     model.eval()
+    world, rank = engine.world_size, engine.rank
+    batches = [(start, min(start + batch_size, len(examples))) for start in range(0, len(examples), batch_size)]
+    per_rank = -(-len(batches) // world)
+    mine = [batches[i % len(batches)] for i in range(rank * per_rank, (rank + 1) * per_rank)]
     chunks = []
-    for start in range(0, len(examples), batch_size):
-        batch = collator(examples[start:start + batch_size])
+    for start, end in mine:
+        batch = collator(examples[start:end])
         batch.pop("labels", None)
         batch.pop("tokens", None)
         out = engine.forward(engine.to_device(batch))
         chunks.append(out["logits"].float().cpu().numpy())
     model.train(was_training)
+    if world > 1:
+        shares = engine.gather(chunks)
+        chunks = [c for share in shares for c in share][:len(batches)]
     return np.concatenate(chunks)
 
 
@@ -60,11 +69,23 @@ def evaluate(task, engine, examples: List[dict], collator, batch_size: int) -> D
     return task.metrics([e["label"] for e in examples], logits.argmax(-1).tolist())
 
 
-def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
+def _load_pretrained(model, config, composite: str, path: str) -> None:
+    if composite:
+        # A composite pretrainer (ELECTRA ...) is fine-tuned through its discriminator backbone.
+        from uer.models.electra import discriminator_backbone_from_state
+        source = discriminator_backbone_from_state(config, read_weights(path))
+    else:
+        source = path      # under ZeRO-3 only rank 0 reads the file
+    ignored = load_weights(model, source, allow_missing=("head.",), ignore_unexpected=("target.",), source=path)
+    logger.info("loaded embedding + encoder from %s (pretraining heads not used: %d tensors)", path, len(ignored))
+
+
+def run_finetune(task_cls, args: argparse.Namespace, given: Optional[set] = None) -> Dict[str, Dict[str, float]]:
+    """``given``: the flags on the command line (a DeepSpeed config may fill the others)."""
     if args.fp16:
         args.precision = "fp16"
+    device, world_size, ds_config, own_optimizer = setup_engine(args, given or set())
     set_seed(args.seed)
-    device = pick_device(args.device)
     tokenizer = tokenizer_from_args(args)
     config = resolve_model_config(args, weights_path=args.pretrained_model_path)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
@@ -82,51 +103,56 @@ def run_finetune(task_cls, args: argparse.Namespace) -> Dict[str, Dict[str, floa
     logger.info("%d train / %d dev%s examples, %d labels", len(train), len(dev),
                 f" / {len(test)} test" if test else "", labels_num)
 
-    # A composite pretrainer (ELECTRA ...) is fine-tuned through its discriminator backbone.
     composite, config.pretrainer = config.pretrainer, ""
-    model = task.build_model(config)
+    with model_construction(args, ds_config):
+        model = task.build_model(config)
     if args.pretrained_model_path:
-        state = read_weights(args.pretrained_model_path)
-        if composite:
-            from uer.models.electra import discriminator_backbone_from_state
-            state = discriminator_backbone_from_state(config, state)
-        ignored = load_weights(model, state, allow_missing=("head.",), ignore_unexpected=("target.",),
-                               source=args.pretrained_model_path)
-        logger.info("loaded embedding + encoder from %s (pretraining heads not used: %d tensors)",
-                    args.pretrained_model_path, len(ignored))
+        _load_pretrained(model, config, composite, args.pretrained_model_path)
     else:
         logger.warning("no --pretrained_model_path: fine-tuning from random initialisation")
-    model.to(device)
-    sampler = BatchSampler(len(train), args.batch_size, args.seed, drop_last=False)
-    total_steps = sampler.batches_per_epoch * args.epochs_num
-    optimizer = build_optimizer(model, args.learning_rate, args.weight_decay)
-    scheduler = build_scheduler(optimizer, args.scheduler, int(args.warmup * total_steps), total_steps)
-    engine = LocalEngine(model, optimizer, scheduler, device, args.precision, args.max_grad_norm)
+    sampler = BatchSampler(len(train), args.batch_size, args.seed, rank=0, world_size=world_size, drop_last=False)
+    if world_size > 1:
+        import torch.distributed as dist
+        sampler.rank = dist.get_rank()
+    if sampler.batches_per_epoch % args.accumulation_steps:
+        raise ConfigError(f"--accumulation_steps {args.accumulation_steps} does not divide the "
+                          f"{sampler.batches_per_epoch} batches of an epoch; pick a divisor so that epochs "
+                          "end on an optimizer step")
+    steps_per_epoch = sampler.batches_per_epoch // args.accumulation_steps
+    args.total_steps = steps_per_epoch * args.epochs_num
+    engine = build_engine(args, model, device, ds_config, own_optimizer)
     collator = task.collator()
     trainer = Trainer(engine, CollatedBatches(train, collator), sampler,
-                      TrainerConfig(total_steps=total_steps, report_steps=args.report_steps,
-                                    save_checkpoint_steps=total_steps + 1),
-                      metrics=MetricsLog(args.output_model_path + ".metrics.jsonl"))
+                      TrainerConfig(total_steps=args.total_steps, accumulation_steps=args.accumulation_steps,
+                                    report_steps=args.report_steps, save_checkpoint_steps=args.total_steps + 1),
+                      metrics=MetricsLog(args.output_model_path + ".metrics.jsonl") if engine.is_main else None)
+    logger.info("engine %s, %d process(es), %s; %d optimizer steps", args.engine, world_size, args.precision,
+                args.total_steps)
 
     best, results = -1.0, {}
     for epoch in range(1, args.epochs_num + 1):
-        trainer.train(until=epoch * sampler.batches_per_epoch)
+        trainer.train(until=epoch * steps_per_epoch)
         scores = evaluate(task, engine, dev, collator, args.batch_size)
         logger.info("epoch %d/%d: dev accuracy %.4f, macro-F1 %.4f", epoch, args.epochs_num,
                     scores["accuracy"], scores["macro_f1"])
         if scores["accuracy"] > best:
             best, results["dev"] = scores["accuracy"], dict(scores, epoch=epoch)
-            save_weights(model, args.output_model_path)
-            save_config(config, args.output_model_path + ".config.json")
-            atomic_write_text(args.output_model_path + TASK_INFO_SUFFIX,
-                              json.dumps({"seq_length": args.seq_length, "labels_num": labels_num,
-                                          "pooling": config.pooling, "epoch": epoch}) + "\n")
+            state = engine.full_state_dict()      # collective: ZeRO-3 gathers the partitions
+            if engine.is_main:
+                save_state(state, args.output_model_path)
+                save_config(config, args.output_model_path + ".config.json")
+                atomic_write_text(args.output_model_path + TASK_INFO_SUFFIX,
+                                  json.dumps({"seq_length": args.seq_length, "labels_num": labels_num,
+                                              "pooling": config.pooling, "epoch": epoch}) + "\n")
+            engine.barrier()
     logger.info("best dev accuracy %.4f (epoch %d) -> %s", best, results["dev"]["epoch"], args.output_model_path)
-    print(f"dev accuracy: {results['dev']['accuracy']:.4f} macro-F1: {results['dev']['macro_f1']:.4f}")
+    if engine.is_main:
+        print(f"dev accuracy: {results['dev']['accuracy']:.4f} macro-F1: {results['dev']['macro_f1']:.4f}")
     if test is not None:
-        load_weights(model, args.output_model_path)
+        load_weights(engine.model, args.output_model_path)
         results["test"] = evaluate(task, engine, test, collator, args.batch_size)
-        print(f"test accuracy: {results['test']['accuracy']:.4f} macro-F1: {results['test']['macro_f1']:.4f}")
+        if engine.is_main:
+            print(f"test accuracy: {results['test']['accuracy']:.4f} macro-F1: {results['test']['macro_f1']:.4f}")
     return results
 
 

@@ -11,6 +11,7 @@ process — the communication between them.  The Trainer calls only:
     load_checkpoint(checkpoints, path, validate) -> trainer state
     latest_checkpoint(checkpoints) -> path or None
     save_final(checkpoints)        the final ordinary uer weights file (collective)
+    full_state_dict() -> dict      the whole model's weights on the main rank (collective)
 
 and reads ``model`` (the unwrapped module, whose state_dict keys are the uer names), ``rank``,
 ``world_size``, ``is_main`` and ``skipped_steps``.  Collective calls are made by every rank at
@@ -19,7 +20,7 @@ the same point of the loop; only the main rank writes files.
 
 from typing import Callable, Dict, List, Optional
 
-from uer.models.weights import load_weights
+from uer.models.weights import load_weights, model_state
 from uer.training.checkpoint import CheckpointManager
 
 
@@ -57,6 +58,10 @@ class Engine:
         validate(state)
         load_weights(self.model, state.pop("model"))
         return state
+
+    def full_state_dict(self) -> Optional[Dict]:
+        """The whole model's weights on the CPU, on the main rank (None elsewhere).  Collective."""
+        return model_state(self.model) if self.is_main else None
 
     def save_final(self, checkpoints: CheckpointManager) -> None:
         if self.is_main:

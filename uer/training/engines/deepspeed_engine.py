@@ -32,6 +32,7 @@ from torch import nn
 
 from uer.errors import CheckpointError, ConfigError
 from uer.models.weights import save_state
+from uer.partitioned import gathered
 from uer.training import distributed
 from uer.training.checkpoint import CheckpointManager
 from uer.training.engines.base import Engine
@@ -198,6 +199,21 @@ class DeepSpeedEngine(Engine):
         validate(state)
         self._last = (directory, tag)      # resuming a finished run: its final weights come from here
         return state
+
+    def full_state_dict(self) -> Optional[Dict[str, torch.Tensor]]:
+        """The module's weights (as the model computes with them, in float32) on the main rank.
+        Under ZeRO-3 each module's partitions are gathered in turn, so no rank ever holds more
+        than one module's full parameters besides the main rank's CPU copy."""
+        values = {}
+        for module in self.model.modules():
+            params = list(module.parameters(recurse=False))
+            with gathered(params):
+                if self.is_main:
+                    values.update({id(p): p.detach().float().cpu().clone() for p in params})
+        if not self.is_main:
+            return None
+        return {k: values[id(t)] if id(t) in values else t.detach().cpu().clone()
+                for k, t in self.model.state_dict(keep_vars=True).items()}
 
     def save_final(self, checkpoints: CheckpointManager) -> None:
         """Consolidate the newest checkpoint into the ordinary weights file ``<output_model_path>``
