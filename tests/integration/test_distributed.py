@@ -318,6 +318,20 @@ def test_finetune_matches_one_process(engine, finetune_reference, tiny_corpus, r
 
 # ---------------------------------------------------------------------------------- failures
 
+@needs_deepspeed
+def test_a_config_deepspeed_refuses_on_this_hardware_is_one_error_line(tiny_corpus, dataset, tmp_path):
+    """fp16 is not available on DeepSpeed's CPU accelerator: a one-line error, no traceback."""
+    config = tmp_path / "fp16.json"
+    config.write_text(json.dumps({"fp16": {"enabled": True}, "zero_optimization": {"stage": 2}}))
+    cmd = [sys.executable, os.path.join(ROOT, "pretrain.py"), "--deepspeed", "--deepspeed_config", str(config),
+           *flags(tiny_corpus, dataset, tmp_path / "m.bin")[:-2], "--batch_size", "2"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+    if proc.returncode == 0:
+        pytest.skip("this machine's DeepSpeed accelerator supports fp16")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: DeepSpeed refused the config" in proc.stderr and "Traceback" not in proc.stderr
+
+
 DYING_RANK = """
 import os, sys
 sys.path.insert(0, {root!r})

@@ -112,3 +112,66 @@ def test_resuming_with_another_number_of_processes_is_refused():
     single = make_trainer(LocalEngine(*engine_parts(), torch.device("cpu")))
     with pytest.raises(ConfigError, match="2 process"):
         single.restore(dict(state, step=3))
+
+
+class OverflowingDeepSpeed:
+    """Stands in for deepspeed's engine (fp16 needs a GPU there): the loss scaler overflows on the
+    2nd and 3rd optimizer steps, which DeepSpeed skips and counts in ``skipped_steps``."""
+
+    def __init__(self, model):
+        self.module, self.skipped_steps, self.boundaries = model, 0, 0
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def __call__(self, batch):
+        return self.module(batch)
+
+    def backward(self, loss):
+        loss.backward()
+
+    def step(self):
+        self.boundaries += 1
+        if self.boundaries in (2, 3):
+            self.skipped_steps += 1
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad()
+
+    def get_global_grad_norm(self):
+        return 1.0
+
+    def get_lr(self):
+        return [0.1]
+
+
+def test_fp16_overflow_skips_are_counted_and_logged(tmp_path, caplog):
+    from uer.data.sampler import CollatedBatches
+    from uer.training.engines.deepspeed_engine import DeepSpeedEngine
+    from uer.training.metrics import MetricsLog
+
+    class OneRankDeepSpeedEngine(DeepSpeedEngine):
+        def __init__(self, model):      # the real __init__ calls deepspeed.initialize
+            self.ds, self.model, self.device = OverflowingDeepSpeed(model), model, torch.device("cpu")
+            self.rank, self.world_size, self.is_main = 0, 1, True
+            self.accumulation_steps, self._micro = 1, 0
+
+        def reduce_mean(self, values):
+            return values
+
+    torch.manual_seed(0)
+    data = [{"x": torch.randn(6), "y": torch.randn(3)} for _ in range(64)]
+
+    def collate(items, indices, epoch):
+        return {"x": torch.stack([i["x"] for i in items]), "y": torch.stack([i["y"] for i in items]),
+                "src": torch.zeros(len(items), 1, dtype=torch.long), "tokens": torch.tensor(len(items))}
+    engine = OneRankDeepSpeedEngine(Regression())
+    before = [p.detach().clone() for p in engine.model.parameters()]
+    metrics = MetricsLog(str(tmp_path / "m.jsonl"))
+    trainer = Trainer(engine, CollatedBatches(data, collate), BatchSampler(64, 4, seed=1),
+                      TrainerConfig(total_steps=4, report_steps=1), metrics=metrics)
+    with caplog.at_level("INFO", logger="uer"):
+        trainer.train()
+    records = [__import__("json").loads(line) for line in open(tmp_path / "m.jsonl")]
+    assert [r["skipped_steps"] for r in records] == [0, 1, 2, 2]
+    assert "skipped_steps 2" in caplog.text
+    assert engine.skipped_steps == 2
+    assert any(not torch.equal(a, b) for a, b in zip(before, engine.model.parameters()))

@@ -99,8 +99,16 @@ class DeepSpeedEngine(Engine):
         config's optimizer; ``make_scheduler(optimizer)`` builds our schedule on whichever it is."""
         deepspeed = import_deepspeed()
         import torch.distributed as dist
-        self.ds, _, _, _ = deepspeed.initialize(model=model, model_parameters=param_groups, optimizer=optimizer,
-                                                lr_scheduler=make_scheduler, config=config)
+        try:
+            self.ds, _, _, _ = deepspeed.initialize(model=model, model_parameters=param_groups,
+                                                    optimizer=optimizer, lr_scheduler=make_scheduler, config=config)
+        except (ValueError, AssertionError, NotImplementedError) as e:
+            # DeepSpeed checks the config against the hardware here (e.g. fp16 on a CPU): say so in
+            # one line instead of a traceback from inside deepspeed.initialize.
+            from deepspeed.accelerator import get_accelerator
+            raise ConfigError(f"DeepSpeed refused the config on this machine ({get_accelerator().device_name()} "
+                              f"accelerator): {str(e).rstrip('.')}. Check the DeepSpeed config's precision and offload "
+                              "sections (on a CPU use an fp32 or bf16 config)") from e
         self.model = self.ds.module
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.is_main = self.rank == 0
