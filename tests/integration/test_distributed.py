@@ -268,6 +268,48 @@ def test_gdes_under_zero3_matches_ddp(tiny_corpus, tmp_path):
     assert got["discriminator.embedding.word.delta"].abs().max() > 0       # the residual trained
 
 
+# ------------------------------------------------------------------------- launchers, nodes
+
+def _free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@needs_deepspeed
+def test_deepspeed_launcher_and_two_node_torchrun_match_the_single_node_run(runs, tiny_corpus, dataset, tmp_path):
+    """The same ZeRO-2 run launched three ways gives the same training: torchrun on one node (the
+    shared fixture), the ``deepspeed`` launcher, and torchrun as two "nodes" of one process each
+    (two launcher agents meeting at a master address, as on two machines: RANK 0/1, LOCAL_RANK 0
+    on both).  A hostfile launch needs passwordless ssh between the machines, which this test
+    machine does not have; it differs from this only in how the agents are started."""
+    config = zero_config(tmp_path, 2)
+    single = runs("zero2", "--deepspeed", "--deepspeed_config", config)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    ds_out = tmp_path / "ds_launcher" / "m.bin"
+    proc = subprocess.run(["deepspeed", "--num_gpus", "2", "--master_port", str(_free_port()),
+                           os.path.join(ROOT, "pretrain.py"), "--deepspeed", "--deepspeed_config", str(config),
+                           *map(str, flags(tiny_corpus, dataset, ds_out, "--accumulation_steps", "2"))],
+                          cwd=ROOT, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nodes_out = tmp_path / "two_nodes" / "m.bin"
+    port = _free_port()
+    agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank",
+                                str(node), "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
+                                "--master_port", str(port), os.path.join(ROOT, "pretrain.py"), "--deepspeed",
+                                "--deepspeed_config", str(config),
+                                *map(str, flags(tiny_corpus, dataset, nodes_out, "--accumulation_steps", "2"))],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+              for node in (0, 1)]
+    outputs = [agent.communicate(timeout=LAUNCH_TIMEOUT) for agent in agents]
+    assert all(agent.returncode == 0 for agent in agents), [err[-2000:] for _, err in outputs]
+    for out in (ds_out, nodes_out):
+        assert curve(out) == curve(single)       # the same processes doing the same arithmetic
+        assert torch.equal(weights(out)["embedding.word.embedding.weight"],
+                           weights(single)["embedding.word.embedding.weight"])
+
+
 # ------------------------------------------------------------------------------ fine-tuning
 
 @pytest.fixture(scope="module")
