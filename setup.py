@@ -9,8 +9,9 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.1", "numpy", "sentencepiece", "pyyaml", "tqdm", "safetensors", "regex"],
     extras_require={
-        # CI installs .[dev]: the distributed tests launch DeepSpeed ZeRO runs on the CPU.
-        "dev": ["pytest", "transformers", "matplotlib", "deepspeed"],
+        # CI installs .[dev]: the distributed tests launch DeepSpeed ZeRO runs on the CPU; protobuf lets
+        # transformers read SentencePiece .model files (tests/unit/test_spm_parity.py).
+        "dev": ["pytest", "transformers", "protobuf", "matplotlib", "deepspeed"],
         "deepspeed": ["deepspeed"],
         "plot": ["matplotlib"],
     },
