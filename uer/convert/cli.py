@@ -6,6 +6,11 @@
     python scripts/convert.py --from uer --to hf --input_model_path models/bert_base.bin \
         --config_path models/bert_base.json --vocab_path models/bert_base_vocab.txt \
         --output_dir hf_bert/ --architecture bert
+
+GPT-2 / RoBERTa byte-level BPE tokenizers travel as vocab.json + merges.txt: --output_vocab_path and
+--output_merges_path copy them out of a Hugging Face directory (use them with --tokenizer bpe
+--vocab_path ... --merges_path ...); --vocab_path vocab.json --merges_path merges.txt write them,
+with a tokenizer_config.json naming GPT2Tokenizer or RobertaTokenizer, into one.
 """
 
 import argparse
@@ -13,7 +18,7 @@ import json
 import logging
 import os
 import shutil
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 
 from uer.cli.common import cli_entry, str_to_bool
@@ -28,6 +33,8 @@ logger = logging.getLogger("uer")
 
 HF_VOCABS = {"vocab.txt": "WordPiece vocabulary", "spiece.model": "SentencePiece model",
              "sentencepiece.bpe.model": "SentencePiece model", "vocab.json": "byte-level BPE vocabulary"}
+# The Hugging Face tokenizer class of a byte-level BPE directory, by converter family.
+BPE_TOKENIZER_CLASSES = {"gpt2": "GPT2Tokenizer", "roberta": "RobertaTokenizer"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,14 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output_model_path", help="uer checkpoint to write (.bin, or .safetensors).")
     g.add_argument("--output_config_path", help="uer model config to write (default: the checkpoint "
                    "path with .json).")
-    g.add_argument("--output_vocab_path", help="Copy the directory's vocab.txt here.")
+    g.add_argument("--output_vocab_path", help="Copy the directory's vocabulary here: vocab.txt (WordPiece), "
+                   "or vocab.json for a byte-level BPE (GPT-2, RoBERTa; then --output_merges_path too).")
+    g.add_argument("--output_merges_path", help="Copy the directory's merges.txt (byte-level BPE) here; use "
+                   "the pair as --tokenizer bpe --vocab_path VOCAB.json --merges_path MERGES.txt.")
     g.add_argument("--output_spm_model_path", help="Copy the directory's SentencePiece model here.")
     g = p.add_argument_group("--from uer --to hf")
     g.add_argument("--input_model_path", help="uer checkpoint.")
     g.add_argument("--config_path", help="uer model config the checkpoint was trained with.")
     g.add_argument("--output_dir", help="Hugging Face directory to write.")
-    g.add_argument("--vocab_path", help="uer vocabulary: copied as vocab.txt; sets vocab_size and "
-                   "pad_token_id when the config lacks them.")
+    g.add_argument("--vocab_path", help="uer vocabulary: copied as vocab.txt, or as vocab.json with "
+                   "--merges_path (byte-level BPE); sets vocab_size and the special token ids.")
+    g.add_argument("--merges_path", help="merges.txt of a byte-level BPE vocabulary (gpt2, roberta): "
+                   "written with --vocab_path's vocab.json and a GPT2Tokenizer/RobertaTokenizer config.")
     g.add_argument("--spm_model_path", help="uer SentencePiece model (ALBERT): copied as spiece.model.")
     g.add_argument("--do_lower_case", type=str_to_bool, nargs="?", const=True, default=True,
                    help="Written to tokenizer_config.json (default true).")
@@ -82,25 +94,52 @@ def _copy(src: str, dst: str) -> None:
         shutil.copyfile(src, tmp)
 
 
+def _tokenizer_copies(input_dir: str, vocab: Optional[str], merges: Optional[str],
+                      spm_model: Optional[str]) -> List[Tuple[str, str]]:
+    """(source file in the directory, destination) for each tokenizer file asked for; checked before
+    anything is written, so a wrong request leaves no half-converted output."""
+    def has(name: str) -> bool:
+        return os.path.isfile(os.path.join(input_dir, name))
+
+    present = [n for n in HF_VOCABS if has(n)] + (["merges.txt"] if has("merges.txt") else [])
+    holds = f"(it has {', '.join(present) or 'no tokenizer files'})"
+    bpe = not has("vocab.txt") and has("vocab.json")
+    copies = []
+    if vocab:
+        if not (has("vocab.txt") or bpe):
+            raise DataError(f"--output_vocab_path: {input_dir} has no vocab.txt or vocab.json to copy {holds}")
+        if bpe and not merges:
+            raise ConfigError(f"{input_dir} holds a byte-level BPE tokenizer (vocab.json + merges.txt): pass "
+                              "--output_merges_path as well, the vocabulary is unusable without its merges")
+        copies.append(("vocab.json" if bpe else "vocab.txt", vocab))
+    if merges:
+        if not (has("merges.txt") and has("vocab.json")):
+            raise DataError(f"--output_merges_path: {input_dir} has no byte-level BPE tokenizer "
+                            f"(vocab.json + merges.txt) {holds}")
+        if not vocab:
+            raise ConfigError("--output_merges_path needs --output_vocab_path (where vocab.json goes)")
+        copies.append(("merges.txt", merges))
+    if spm_model:
+        found = [n for n in ("spiece.model", "sentencepiece.bpe.model") if has(n)]
+        if not found:
+            hint = "; for its byte-level BPE use --output_vocab_path and --output_merges_path" if bpe else ""
+            raise DataError(f"--output_spm_model_path: {input_dir} has no spiece.model or "
+                            f"sentencepiece.bpe.model to copy {holds}{hint}")
+        copies.append((found[0], spm_model))
+    return copies
+
+
 def convert_hf_to_uer(input_dir: str, output_model_path: str, output_config_path: Optional[str] = None,
                       output_vocab_path: Optional[str] = None, output_spm_model_path: Optional[str] = None,
-                      architecture: Optional[str] = None, discard=(), weights_path: Optional[str] = None
-                      ) -> Converted:
+                      architecture: Optional[str] = None, discard=(), weights_path: Optional[str] = None,
+                      output_merges_path: Optional[str] = None) -> Converted:
+    copies = _tokenizer_copies(input_dir, output_vocab_path, output_merges_path, output_spm_model_path)
     result = hf_to_uer(input_dir, architecture, discard, weights_path)
     save_uer_state(result.state, output_model_path)
     config_path = output_config_path or os.path.splitext(output_model_path)[0] + ".json"
     save_config(result.config, config_path)
-    for wanted, names in ((output_vocab_path, ("vocab.txt",)),
-                          (output_spm_model_path, ("spiece.model", "sentencepiece.bpe.model"))):
-        if not wanted:
-            continue
-        found = [n for n in names if os.path.isfile(os.path.join(input_dir, n))]
-        if not found:
-            present = [n for n in HF_VOCABS if os.path.isfile(os.path.join(input_dir, n))]
-            raise DataError(f"{input_dir} has no {' or '.join(names)} to copy (it has "
-                            f"{', '.join(present) or 'no tokenizer files'}); uer has no byte-level BPE "
-                            "tokenizer yet, so GPT-2/RoBERTa vocab.json + merges.txt cannot be used")
-        _copy(os.path.join(input_dir, found[0]), wanted)
+    for name, dst in copies:
+        _copy(os.path.join(input_dir, name), dst)
     for note in result.notes:
         logger.info("note: %s", note)
     logger.info("%s (%s) -> %s + %s [%s model, %d tensors]", input_dir, result.variant.hf_class,
@@ -108,8 +147,15 @@ def convert_hf_to_uer(input_dir: str, output_model_path: str, output_config_path
     return result
 
 
-def _special_ids(vocab_path: Optional[str], spm_model_path: Optional[str]):
+def _special_ids(vocab_path: Optional[str], spm_model_path: Optional[str], merges_path: Optional[str] = None):
     from uer.data.vocab import Vocab
+    if merges_path:
+        from uer.data.tokenizers import build_tokenizer
+        vocab = build_tokenizer("bpe", vocab_path, merges_path=merges_path).vocab
+        if vocab.special.cls == vocab.special.pad:      # GPT-2: <|endoftext|> starts and ends texts
+            return len(vocab), {"bos_token_id": vocab.cls_id, "eos_token_id": vocab.sep_id}
+        special = {"pad_token_id": vocab.pad_id, "bos_token_id": vocab.cls_id, "eos_token_id": vocab.sep_id}
+        return len(vocab), {k: v for k, v in special.items() if v is not None}
     if vocab_path:
         vocab = Vocab.load(vocab_path)
     elif spm_model_path:
@@ -122,9 +168,11 @@ def _special_ids(vocab_path: Optional[str], spm_model_path: Optional[str]):
 
 def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, architecture: str,
                       vocab_path: Optional[str] = None, spm_model_path: Optional[str] = None,
-                      do_lower_case: bool = True, discard=()) -> Converted:
+                      do_lower_case: bool = True, discard=(), merges_path: Optional[str] = None) -> Converted:
+    if merges_path and not vocab_path:
+        raise ConfigError("--merges_path needs --vocab_path (the vocab.json it belongs to)")
     config = load_config(config_path)
-    vocab_size, special = _special_ids(vocab_path, spm_model_path)
+    vocab_size, special = _special_ids(vocab_path, spm_model_path, merges_path)
     if vocab_size is not None:
         if config.vocab_size and config.vocab_size != vocab_size:
             raise ConfigError(f"{config_path} says vocab_size {config.vocab_size} but the vocabulary "
@@ -133,9 +181,16 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
         config.vocab_size = vocab_size
     state = read_weights(input_model_path)
     result = uer_to_hf(state, config, architecture, discard, special)
+    if merges_path and result.family not in BPE_TOKENIZER_CLASSES:
+        raise ConfigError(f"--merges_path: {result.family} directories have no byte-level BPE tokenizer "
+                          f"(only {', '.join(BPE_TOKENIZER_CLASSES)}); drop --merges_path")
     write_dir(output_dir, result.hf_config, result.state)
     tokenizer = {}
-    if vocab_path:
+    if merges_path:
+        _copy(vocab_path, os.path.join(output_dir, "vocab.json"))
+        _copy(merges_path, os.path.join(output_dir, "merges.txt"))
+        tokenizer = {"tokenizer_class": BPE_TOKENIZER_CLASSES[result.family], "add_prefix_space": False}
+    elif vocab_path:
         _copy(vocab_path, os.path.join(output_dir, "vocab.txt"))
         tokenizer = {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case}
     elif spm_model_path:
@@ -164,10 +219,11 @@ def main(argv: Optional[List[str]] = None) -> Converted:
         _need(args, parser, "input_dir", "output_model_path")
         return convert_hf_to_uer(args.input_dir, args.output_model_path, args.output_config_path,
                                  args.output_vocab_path, args.output_spm_model_path, args.architecture,
-                                 args.discard)
+                                 args.discard, output_merges_path=args.output_merges_path)
     _need(args, parser, "input_model_path", "config_path", "output_dir", "architecture")
     return convert_uer_to_hf(args.input_model_path, args.config_path, args.output_dir, args.architecture,
-                             args.vocab_path, args.spm_model_path, args.do_lower_case, args.discard)
+                             args.vocab_path, args.spm_model_path, args.do_lower_case, args.discard,
+                             args.merges_path)
 
 
 # ------------------------------------------------------------------------------------------------
