@@ -188,3 +188,32 @@ def test_shipped_electra_configs():
     disc = sum(p.numel() for p in model.discriminator.parameters())
     assert 13e6 < disc < 15e6                     # ELECTRA-Small: 14M parameters
     assert model.generator.config.hidden_size == 64 and model.generator.config.layers_num == 12
+
+
+def test_a_new_corruption_course_is_one_registration():
+    """Extension point (issue: METRO-style and new corruption courses without touching the Trainer):
+    a course registered in CORRUPTIONS is selectable by name in the config and trains as is."""
+    from uer.models.electra import CORRUPTIONS
+
+    @CORRUPTIONS.register("next_token_for_test")
+    def next_token(owner, batch, positions, originals, valid, out):
+        return (originals + 1).clamp(max=VOCAB - 1)
+    try:
+        with pytest.raises(ConfigError, match="next_token_for_test"):     # listed among the choices
+            electra_config(generator="unigram", embedding_sharing="none", corruption="no_such_course")
+        model = ElectraPretrainer(electra_config(generator="unigram", embedding_sharing="none",
+                                                         corruption="next_token_for_test"))
+        batch, original = masked_batch()
+        seen = {}
+        real_forward = model.discriminator.forward
+        model.discriminator.forward = lambda b: seen.update(b) or real_forward(b)
+        out = model(batch)
+        out["loss"].backward()
+        valid = batch["mlm_labels"] != -100
+        corrupted = seen["src"]
+        picked = corrupted.gather(1, batch["mlm_positions"])
+        assert torch.equal(picked[valid], (original.gather(1, batch["mlm_positions"]) + 1).clamp(max=VOCAB - 1)[valid])
+        assert int(seen["rtd_labels"].sum()) == int(valid.sum())        # every changed token is labelled
+        assert out["replaced_frac"].item() == 1.0 and torch.isfinite(out["loss"])
+    finally:
+        CORRUPTIONS._entries.pop("next_token_for_test")
