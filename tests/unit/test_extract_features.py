@@ -132,3 +132,69 @@ def test_clear_errors(setup, tmp_path, capsys, data_dir):
     assert "does not match the model config" in error(vocab, "--layers_num", "3")
     assert "max_seq_length" in error(vocab, "--seq_length", "1000")
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_electra_checkpoint_gives_its_discriminator(tiny_corpus, tmp_path):
+    """A checkpoint of the ELECTRA composite pretrainer (generator + discriminator, config beside it
+    as pretrain.py writes it): the vectors are the discriminator's."""
+    from uer.config import config_from_dict, save_config
+    from uer.layers.pooling import pool
+    from uer.models import Model
+    from uer.models.electra import ElectraPretrainer
+    from uer.models.weights import load_weights, save_weights
+
+    vocab = str(tiny_corpus / "vocab.txt")
+    tokenizer = build_tokenizer("space", vocab)
+    config = config_from_dict(dict(emb_size=32, hidden_size=32, feedforward_size=64, heads_num=4, layers_num=2,
+                                   max_seq_length=32, target=["mlm", "rtd"], pretrainer="electra"))
+    config.vocab_size = len(tokenizer.vocab)
+    torch.manual_seed(0)
+    electra = ElectraPretrainer(config)
+    save_weights(electra, str(tmp_path / "electra.bin"))
+    save_config(config, str(tmp_path / "electra.bin.config.json"))
+    lines = [line.strip() for line in open(tiny_corpus / "corpus.txt", encoding="utf-8") if line.strip()][:5]
+    (tmp_path / "s.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ours = extract_main(["--load_model_path", str(tmp_path / "electra.bin"), "--tokenizer", "space",
+                         "--vocab_path", vocab, "--test_path", str(tmp_path / "s.txt"),
+                         "--prediction_path", str(tmp_path / "f.pt"), "--pooling", "mean", "--device", "cpu"])
+    config.pretrainer = ""
+    disc = Model(config, with_target=False)
+    load_weights(disc, electra.discriminator_backbone_state(), ignore_unexpected=("target.",))
+    disc.eval()
+    for i, line in enumerate(lines):
+        src = torch.from_numpy(encode_pair(tokenizer, line, None, 32)["src"]).unsqueeze(0)
+        seg = torch.ones_like(src)
+        with torch.no_grad():
+            expected = pool(disc.encode(src, seg), seg, "mean")[0]
+        assert float((ours[i] - expected).abs().max()) <= TOL
+
+
+def test_converted_gpt2_with_bpe_last_token(tmp_path, data_dir):
+    """A GPT-2 converted with its vocab.json + merges.txt: ``--tokenizer bpe`` and ``--pooling last``
+    give transformers' hidden state at each sentence's last real token."""
+    tokenizers = pytest.importorskip("tokenizers")
+    pytest.importorskip("regex")
+    with open(os.path.join(data_dir, "en", "sst2", "dev.tsv"), encoding="utf-8") as f:
+        lines = [row.split("\t")[1] for row in f.read().splitlines()[1:300]]
+    bpe = tokenizers.ByteLevelBPETokenizer()
+    bpe.train_from_iterator(lines, vocab_size=500, special_tokens=["<|endoftext|>"], show_progress=False)
+    hf_dir = tmp_path / "hf"
+    hf_dir.mkdir()
+    bpe.save_model(str(hf_dir))
+    torch.manual_seed(0)
+    hf = T.GPT2Model(T.GPT2Config(vocab_size=bpe.get_vocab_size(), n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                                  bos_token_id=0, eos_token_id=0)).eval()
+    hf.save_pretrained(hf_dir)
+    vocab, merges = str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt")
+    convert_hf_to_uer(str(hf_dir), str(tmp_path / "gpt2.bin"), output_vocab_path=vocab, output_merges_path=merges)
+    sentences = lines[:6]
+    (tmp_path / "s.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    ours = extract_main(["--load_model_path", str(tmp_path / "gpt2.bin"), "--tokenizer", "bpe", "--vocab_path", vocab,
+                         "--merges_path", merges, "--test_path", str(tmp_path / "s.txt"), "--prediction_path",
+                         str(tmp_path / "f.pt"), "--pooling", "last", "--seq_length", "64", "--device", "cpu"])
+    tokenizer = build_tokenizer("bpe", vocab, merges_path=merges)
+    for i, s in enumerate(sentences):
+        ids = torch.from_numpy(encode_pair(tokenizer, s, None, 64)["src"]).unsqueeze(0)
+        with torch.no_grad():
+            expected = hf(input_ids=ids).last_hidden_state[0, -1]
+        assert float((ours[i] - expected).abs().max()) <= TOL
