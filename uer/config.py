@@ -11,6 +11,7 @@ import difflib
 import json
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -444,3 +445,16 @@ def _validate_rtd(c: ModelConfig, source: str) -> None:
 def _divisor_hint(hidden: int, heads: int) -> int:
     divisors = [d for d in range(1, hidden + 1) if hidden % d == 0]
     return min(divisors, key=lambda d: abs(d - heads))
+
+
+def find_config_beside(weights_path: Optional[str]) -> Optional[str]:
+    """The config written beside a weights file: pretrain.py / fine-tuning's ``<out>.config.json``
+    (also for a ``<out>-N`` step checkpoint), else scripts/convert.py's ``<out without extension>.json``."""
+    if not weights_path:
+        return None
+    prefix = re.sub(r"-\d+$", "", weights_path)
+    for candidate in (prefix + ".config.json", weights_path + ".config.json",
+                      os.path.splitext(weights_path)[0] + ".json"):
+        if candidate != weights_path and os.path.isfile(candidate):
+            return candidate
+    return None

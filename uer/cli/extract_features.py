@@ -16,7 +16,7 @@ import argparse
 import logging
 import os
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -27,7 +27,8 @@ from uer.config import ModelConfig, load_config
 from uer.errors import ConfigError, DataError
 from uer.layers.pooling import pool
 from uer.models import Model
-from uer.models.weights import load_weights, read_weights
+from uer.models.pretrained import backbone_source
+from uer.models.weights import load_weights
 from uer.tasks.classification import ClassificationCollator, encode_pair
 from uer.tasks.tsv import read_tsv
 from uer.training.device import pick_device
@@ -66,37 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------------------------- model
 
-def config_beside(weights_path: str) -> Optional[str]:
-    """The config pretrain/fine-tune wrote beside the weights, else the one scripts/convert.py writes
-    by default (the checkpoint path with .json)."""
-    found = find_config_for(weights_path)
-    if found:
-        return found
-    converted = os.path.splitext(weights_path)[0] + ".json"
-    return converted if converted != weights_path and os.path.isfile(converted) else None
-
-
-def backbone_state(config: ModelConfig, path: str) -> Dict[str, torch.Tensor]:
-    """The checkpoint's tensors as an embedding + encoder state; an ELECTRA composite checkpoint
-    gives its discriminator (the fine-tuning runner does the same, inline, in run_finetune)."""
-    state = read_weights(path)
-    if config.pretrainer:
-        from uer.models.electra import discriminator_backbone_from_state
-        state = discriminator_backbone_from_state(config, state)
-    return state
-
-
 def load_encoder(args: argparse.Namespace, vocab_size: int, vocab_source: str) -> Tuple[Model, ModelConfig]:
     path = args.load_model_path
     if not os.path.isfile(path):
         raise DataError(f"--load_model_path {path} does not exist; pass a uer checkpoint (.bin / .safetensors)")
-    config_path = args.config_path or config_beside(path)
+    config_path = args.config_path or find_config_for(path)
     if config_path is None:
         raise ConfigError(f"--config_path is required: no config was found beside {path} "
                           f"({path}.config.json or {os.path.splitext(path)[0]}.json)")
     config = load_config(config_path, model_overrides(args))
     set_vocab_size(config, vocab_size, vocab_source)
-    state = backbone_state(config, path)
+    state = backbone_source(config, path)
     config.pretrainer = ""
     model = Model(config, with_target=False)
     # Strict for the embedding and encoder; heads (pretraining targets, a classifier, a converted

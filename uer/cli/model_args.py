@@ -3,13 +3,11 @@
 
 import argparse
 import dataclasses
-import os
-import re
 import typing
 from typing import Dict, Optional
 
 from uer.cli.common import str_to_bool
-from uer.config import MaskingConfig, ModelConfig, RtdConfig, load_config
+from uer.config import MaskingConfig, ModelConfig, RtdConfig, find_config_beside, load_config
 from uer.errors import ConfigError
 
 MASKING_FLAGS = {"mask_prob": float, "whole_word_masking": bool, "span_masking": bool,
@@ -69,14 +67,8 @@ def model_overrides(args: argparse.Namespace) -> Dict[str, object]:
 
 
 def find_config_for(weights_path: Optional[str]) -> Optional[str]:
-    """The resolved config pretrain.py wrote beside a checkpoint (``out.bin-500`` -> ``out.bin.config.json``)."""
-    if not weights_path:
-        return None
-    prefix = re.sub(r"-\d+$", "", weights_path)
-    for candidate in (prefix + ".config.json", weights_path + ".config.json"):
-        if os.path.isfile(candidate):
-            return candidate
-    return None
+    """The config saved beside a checkpoint (see ``uer.config.find_config_beside``)."""
+    return find_config_beside(weights_path)
 
 
 def resolve_model_config(args: argparse.Namespace, weights_path: Optional[str] = None) -> ModelConfig:

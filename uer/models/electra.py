@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uer.config import ModelConfig, RtdConfig, load_config
+from uer.config import ModelConfig, RtdConfig, find_config_beside, load_config
 from uer.errors import ConfigError
 from uer.models.model import Model
 from uer.partitioned import full_shape
@@ -282,14 +282,8 @@ def _share_gdes(owner: "ElectraPretrainer") -> None:
 # ------------------------------------------------------------------------------------------------
 
 def generator_config_path(checkpoint: str) -> Optional[str]:
-    """The config written beside an MLM checkpoint: pretrain.py's ``<out>.config.json`` (also for a
-    ``<out>-N`` step file) or scripts/convert.py's ``<out without extension>.json``."""
-    prefix = re.sub(r"-\d+$", "", checkpoint)
-    for candidate in (prefix + ".config.json", checkpoint + ".config.json",
-                      os.path.splitext(checkpoint)[0] + ".json"):
-        if candidate != checkpoint and os.path.isfile(candidate):
-            return candidate
-    return None
+    """The config written beside an MLM checkpoint (pretrain.py's or scripts/convert.py's)."""
+    return find_config_beside(checkpoint)
 
 
 def load_frozen_generator(config: ModelConfig) -> Model:

@@ -2,6 +2,7 @@
 reader, model, collator, metric and prediction format."""
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -16,7 +17,8 @@ from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.cli.common import tokenizer_from_args
 from uer.errors import ConfigError, DataError
 from uer.cli.engine_setup import build_engine, model_construction, setup_engine
-from uer.models.weights import load_weights, read_weights, save_state
+from uer.models.pretrained import backbone_source
+from uer.models.weights import load_weights, save_state
 from uer.training.device import pick_device
 from uer.training.engines import LocalEngine
 from uer.training.metrics import MetricsLog
@@ -70,12 +72,7 @@ def evaluate(task, engine, examples: List[dict], collator, batch_size: int) -> D
 
 
 def _load_pretrained(model, config, composite: str, path: str) -> None:
-    if composite:
-        # A composite pretrainer (ELECTRA ...) is fine-tuned through its discriminator backbone.
-        from uer.models.electra import discriminator_backbone_from_state
-        source = discriminator_backbone_from_state(config, read_weights(path))
-    else:
-        source = path      # under ZeRO-3 only rank 0 reads the file
+    source = backbone_source(dataclasses.replace(config, pretrainer=composite), path)
     ignored = load_weights(model, source, allow_missing=("head.",), ignore_unexpected=("target.",), source=path)
     logger.info("loaded embedding + encoder from %s (pretraining heads not used: %d tensors)", path, len(ignored))
 
