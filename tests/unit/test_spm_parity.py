@@ -126,3 +126,24 @@ def test_user_defined_symbols_and_vocab(texts, tmp_path):
     text = "The Film is [MASK] good 电影[MASK]好看"
     assert ours.tokenize(text).count("[MASK]") == 2 and "[mask]" not in ours.tokenize(text)
     assert ours.tokenize(text) == ours.tokenize(text.replace("The Film", "the film"))
+
+
+def test_xlmroberta_numbering_matches_transformers(texts, tmp_path):
+    """``--tokenizer xlmroberta``: XLM-R's fairseq numbering of an XLM-R-style SentencePiece model
+    (unk/bos/eos = 0/1/2, no pad) — <s> <pad> </s> <unk> first, pieces shifted by one, <mask> last —
+    equals transformers' XLMRobertaTokenizer id for id, and the vocabulary has the same size."""
+    train, test = texts
+    prefix = str(tmp_path / "sentencepiece.bpe")        # the file name XLMRobertaTokenizer looks for
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(train), model_prefix=prefix, vocab_size=3000,
+                                   model_type="unigram", character_coverage=0.9995, num_threads=1, minloglevel=2)
+    ours = build_tokenizer("xlmroberta", spm_model_path=prefix + ".model", do_lower_case=False)
+    theirs = T.XLMRobertaTokenizer.from_pretrained(str(tmp_path))
+    assert len(ours.vocab) == len(theirs) == spm.SentencePieceProcessor(model_file=prefix + ".model").get_piece_size() + 2
+    for token in ("<s>", "<pad>", "</s>", "<unk>", "<mask>"):
+        assert ours.vocab.token_to_id(token) == theirs.convert_tokens_to_ids(token), token
+    unk_text = [t.replace("<unk>", "UNK") for t in test]       # see the module docstring
+    assert differences(ours, theirs, unk_text) == []
+    assert len(unk_text) > 2000
+    # The model's own specials are the RoBERTa-style ones the collators use.
+    assert ours.vocab.special.cls == "<s>" and ours.vocab.special.mask == "<mask>"
+    assert ours.vocab.special_ids == sorted(ours.vocab.token_to_id(t) for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>"))

@@ -337,6 +337,48 @@ class SentencePieceTokenizer(Tokenizer):
         return [self.sp.piece_to_id(t) for t in tokens]
 
 
+@TOKENIZERS.register("xlmroberta")
+class XlmRobertaTokenizer(SentencePieceTokenizer):
+    """XLM-R's numbering of a SentencePiece model (fairseq's dictionary): ``<s> <pad> </s> <unk>``
+    take ids 0-3, every other piece keeps its SentencePiece id + 1, and ``<mask>`` comes last — so a
+    vocabulary of N pieces has N + 2 ids (250,002 for the released models).  Use it with
+    ``--tokenizer xlmroberta --spm_model_path sentencepiece.bpe.model`` for XLM-R checkpoints
+    converted by scripts/convert.py."""
+
+    name = "xlmroberta"
+    FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+
+    def __init__(self, spm_model_path: str, do_lower_case: bool = False):
+        super().__init__(spm_model_path, do_lower_case)
+        pieces = [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
+        # SentencePiece's own unk/bos/eos (ids 0-2 in XLM-R's model) are replaced by the fairseq four.
+        tokens = list(self.FAIRSEQ_SPECIALS) + pieces[3:] + ["<mask>"]
+        self.vocab = Vocab(tokens, path=spm_model_path)
+        self._specials, self._special_re = _special_splitter(self.vocab)
+        self._unk_id = self.vocab.token_to_id("<unk>")
+
+    def _from_spm_id(self, i: int) -> int:
+        return i + 1 if i >= 3 else self._unk_id     # ids 0-2 are unk/bos/eos, never produced but unk
+
+    def encode(self, text: str) -> List[int]:
+        ids: List[int] = []
+        for chunk in self._special_re.split(self._prepare(text)) if self._specials else [self._prepare(text)]:
+            if not chunk:
+                continue
+            if chunk in self._specials:
+                ids.append(self.vocab.token_to_id(chunk))
+            else:
+                ids.extend(self._from_spm_id(i) for i in self.sp.encode(chunk, out_type=int))
+        return ids
+
+    def tokenize(self, text: str) -> List[str]:
+        return [self.vocab.tokens[i] for i in self.encode(text)]
+
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
+        return [self.vocab.token_to_id(t) if t in self.vocab else self._from_spm_id(self.sp.piece_to_id(t))
+                for t in tokens]
+
+
 def build_tokenizer(name: str = "bert", vocab_path: Optional[str] = None,
                     spm_model_path: Optional[str] = None, do_lower_case: bool = True,
                     merges_path: Optional[str] = None) -> Tokenizer:
@@ -360,8 +402,9 @@ def build_tokenizer(name: str = "bert", vocab_path: Optional[str] = None,
         if vocab_path is not None:
             logger.info("--spm_model_path given: the vocabulary is the SentencePiece model's pieces; "
                         "--vocab_path %s is not used for tokenization", vocab_path)
-        return SentencePieceTokenizer(spm_model_path, do_lower_case=do_lower_case)
-    if cls is SentencePieceTokenizer:
+        spm_cls = cls if issubclass(cls, SentencePieceTokenizer) else SentencePieceTokenizer
+        return spm_cls(spm_model_path, do_lower_case=do_lower_case)
+    if issubclass(cls, SentencePieceTokenizer):
         raise DataError("--spm_model_path is required for the spm tokenizer")
     if vocab_path is None:
         raise DataError(f"--vocab_path is required for the {name} tokenizer (or give --spm_model_path)")
