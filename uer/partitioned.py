@@ -8,6 +8,7 @@ import DeepSpeed only when a partitioned parameter is actually present, so model
 """
 
 import contextlib
+import sys
 from typing import Dict, Iterable, Iterator, Tuple
 
 import torch
@@ -48,3 +49,22 @@ def gathered(params: Iterable[torch.Tensor], modify: bool = False) -> Iterator[N
     import deepspeed
     with deepspeed.zero.GatheredParameters(partitioned, modifier_rank=0 if modify else None):
         yield
+
+
+@contextlib.contextmanager
+def built_whole() -> Iterator[None]:
+    """Build modules unpartitioned even inside ``deepspeed.zero.Init`` — for a model that never
+    enters the DeepSpeed engine (Fast-ELECTRA's frozen generator), whose parameters nobody would
+    gather.  A no-op outside zero.Init."""
+    if "deepspeed" not in sys.modules:
+        yield
+        return
+    from deepspeed.runtime.zero import partition_parameters
+    if partition_parameters.top_level_context is None:
+        yield
+        return
+    partition_parameters.shutdown_init_context()
+    try:
+        yield
+    finally:
+        partition_parameters.restore_init_context()

@@ -268,6 +268,37 @@ def test_gdes_under_zero3_matches_ddp(tiny_corpus, tmp_path):
     assert got["discriminator.embedding.word.delta"].abs().max() > 0       # the residual trained
 
 
+@needs_deepspeed
+def test_fast_electra_frozen_generator_under_zero3_matches_ddp(reference, tiny_corpus, tmp_path):
+    """The frozen generator is built whole even under zero.Init (it never enters the engine) and
+    samples the same tokens as under DDP; only the discriminator is partitioned and trained."""
+    from tests.conftest import TINY_BERT
+    mlm_dataset = str(tmp_path / "mlm_dataset")
+    preprocess_main(["--corpus_path", str(tiny_corpus / "corpus.txt"), "--vocab_path", str(tiny_corpus / "vocab.txt"),
+                     "--dataset_path", mlm_dataset, "--seq_length", "48", "--data_processor", "mlm"])
+    config = tmp_path / "fast_electra.json"
+    rtd = {"generator": "frozen", "generator_checkpoint": str(reference), "embedding_sharing": "none",
+           "temperature_schedule": "linear", "temperature_start": 2.0, "temperature_end": 1.0,
+           "temperature_steps": STEPS}
+    config.write_text(json.dumps({**TINY_BERT, **ELECTRA_GDES, "rtd": rtd}))
+    outs = {}
+    for name, engine in (("ddp", ["--engine", "ddp"]),
+                         ("zero3", ["--deepspeed", "--deepspeed_config", zero_config(tmp_path, 3)])):
+        outs[name] = tmp_path / name / "m.bin"
+        launch(flags(tiny_corpus, mlm_dataset, outs[name], "--accumulation_steps", "2", "--config_path", config,
+                     *engine))
+    records = {}
+    for name, out in outs.items():
+        with open(str(out) + ".metrics.jsonl") as f:
+            records[name] = [json.loads(line) for line in f]
+    for a, b in zip(records["zero3"], records["ddp"]):
+        for key in ("loss", "rtd_loss", "replaced_frac", "gen_temperature"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), (a["step"], key)
+    assert records["zero3"][0]["gen_temperature"] == pytest.approx(2.0)
+    got = weights(outs["zero3"])
+    assert not any(k.startswith("generator.") for k in got)            # the frozen generator is not saved
+
+
 # ------------------------------------------------------------------------- launchers, nodes
 
 def _free_port():

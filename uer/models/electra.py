@@ -34,7 +34,7 @@ from torch import nn
 from uer.config import ModelConfig, RtdConfig, find_config_beside, load_config
 from uer.errors import ConfigError
 from uer.models.model import Model
-from uer.partitioned import full_shape
+from uer.partitioned import built_whole, full_shape
 from uer.registry import Registry
 
 GENERATORS = Registry("rtd generator")
@@ -321,7 +321,9 @@ def load_frozen_generator(config: ModelConfig) -> Model:
     if gen_config.max_seq_length < config.max_seq_length:
         raise ConfigError(f"{where}: max_seq_length {gen_config.max_seq_length} is shorter than the "
                           f"discriminator's {config.max_seq_length}; lower max_seq_length in the model config")
-    with torch.random.fork_rng(devices=[]):     # building it must not shift the discriminator's RNG stream
+    # Building it must not shift the discriminator's RNG stream; under ZeRO-3 it is built whole,
+    # since it stays outside the engine that gathers partitioned parameters.
+    with torch.random.fork_rng(devices=[]), built_whole():
         model = Model(gen_config)
     load_weights(model, path)                    # strict; read_weights uses weights_only / safetensors
     model.requires_grad_(False)
