@@ -181,7 +181,7 @@ def test_span_extractor_loss_and_logits_shape():
                                "max_seq_length": 32, "encoder": "transformer", "mask": "fully_visible",
                                "target": ["mlm"]})
     model = SpanExtractor(config)
-    assert {k for k in model.state_dict() if k.startswith("head.")} == {"head.output.weight", "head.output.bias"}
+    assert {k for k in model.state_dict() if k.startswith("head.")} == {"head.qa_outputs.weight", "head.qa_outputs.bias"}
     task = MrcTask(TOKENIZER, 16, 4, 4, 5)
     q = Question("Q", "哪里", "天安门广场位于北京中心", ["北京"], 7)
     batch = MrcCollator(VOCAB.pad_id)(encode_question(task.encoder, q, 0, 16, 4, 4)[0])
@@ -189,4 +189,4 @@ def test_span_extractor_loss_and_logits_shape():
     assert out["logits"].shape == (batch["src"].shape[0], batch["src"].shape[1], 2)
     assert batch["labels"].shape == (batch["src"].shape[0], 2) and torch.isfinite(out["loss"])
     out["loss"].backward()
-    assert model.head.output.weight.grad.abs().sum() > 0
+    assert model.head.qa_outputs.weight.grad.abs().sum() > 0

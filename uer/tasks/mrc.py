@@ -215,14 +215,15 @@ class MrcCollator:
 
 
 class SpanHead(nn.Module):
-    """hidden -> (start, end) logits per token (BERT's qa_outputs)."""
+    """hidden -> (start, end) logits per token.  Named after BERT's ``qa_outputs`` (and not
+    ``output``, the tagger's head) so that a checkpoint says by its names which head it holds."""
 
     def __init__(self, hidden_size: int):
         super().__init__()
-        self.output = nn.Linear(hidden_size, 2)
+        self.qa_outputs = nn.Linear(hidden_size, 2)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.output(hidden)
+        return self.qa_outputs(hidden)
 
 
 class SpanExtractor(nn.Module):
