@@ -103,6 +103,8 @@ def main(argv=None) -> dict:
     p.add_argument("--finetune_learning_rate", type=float, default=3e-4)
     p.add_argument("--results", default="results.json", help="Results file in work_dir (one per parallel lane)")
     p.add_argument("--plot_dir", default=None, help="Where the curve PNGs go (default: work_dir)")
+    p.add_argument("--report_only", action="store_true",
+                   help="Run nothing: print the table and draw the curves from every lane's results file")
     args = p.parse_args(argv)
     work = os.path.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
@@ -130,7 +132,7 @@ def main(argv=None) -> dict:
         if name.startswith("results") and name.endswith(".json"):
             results.update(json.load(open(os.path.join(work, name))))
     mine = json.load(open(results_path)) if os.path.exists(results_path) else {}
-    for variant in args.variants:
+    for variant in [] if args.report_only else args.variants:
         for seed in args.seeds:
             key = f"{variant}/seed{seed}"
             if key in mine:
@@ -180,23 +182,26 @@ def main(argv=None) -> dict:
 
 
 def table(results: Dict) -> str:
-    rows = ["| variant | seeds | dev acc (mean ± half-range) | test acc (mean ± half-range) | "
-            "final MLM acc (generator's for RTD) | final RTD acc | pretrain s/run |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| variant | dev acc per seed | dev mean | test acc per seed | test mean | "
+            "final MLM acc (the generator's for RTD) | final RTD acc | pretraining s per run |",
+            "|---|---|---:|---|---:|---:|---:|---:|"]
     by_variant: Dict[str, List[Dict]] = {}
     for entry in results.values():
         by_variant.setdefault(entry["variant"], []).append(entry)
-    for variant, entries in by_variant.items():
-        def spread(key):
-            values = [e[key] for e in entries]
-            mean = sum(values) / len(values)
-            return f"{mean:.4f} ± {(max(values) - min(values)) / 2:.4f}"
+    order = list(VARIANTS) + ["none"]
+    for variant, entries in sorted(by_variant.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
+        entries = sorted(entries, key=lambda e: e["seed"])
+
+        def per_seed(key):
+            return ", ".join(f"{e[key]:.4f}" for e in entries), f"{sum(e[key] for e in entries) / len(entries):.4f}"
+
         def final(key):
             values = [e["final"][key] for e in entries if key in e.get("final", {})]
             return f"{sum(values) / len(values):.3f}" if values else "–"
         times = [e["pretrain_s"] for e in entries if "pretrain_s" in e]
-        rows.append(f"| {variant} | {len(entries)} | {spread('dev_acc')} | {spread('test_acc')} | "
-                    f"{final('mlm_acc')} | {final('rtd_acc')} | {sum(times) / len(times) if times else 0:.0f} |")
+        dev, test = per_seed("dev_acc"), per_seed("test_acc")
+        rows.append(f"| {variant} | {dev[0]} | {dev[1]} | {test[0]} | {test[1]} | {final('mlm_acc')} | "
+                    f"{final('rtd_acc')} | {sum(times) / len(times) if times else 0:.0f} |")
     return "\n".join(rows)
 
 
