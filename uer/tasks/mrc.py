@@ -177,6 +177,8 @@ def encode_question(encoder: CharEncoder, q: Question, index: int, seq_length: i
         first = char_to_token(to_char, len(q.context) + 1)
         end_char = q.answer_start + len(q.answers[0].rstrip()) - 1
         span = (first[q.answer_start], first[end_char + 1] - 1)    # tokens inside the answer's characters
+        if span[1] < span[0]:       # only characters the tokenizer drops (zero-width ...): in no window
+            span = (-1, -1)
     head = [vocab.cls_id] + q_ids + [vocab.sep_id]
     features = []
     for start, count in windows(len(c_ids), budget, doc_stride):
