@@ -425,7 +425,7 @@ def test_toolkit_does_not_import_transformers():
 def test_script_runs_and_reports_errors_in_one_line(tmp_path):
     import subprocess
     import sys
-    config = {"model_type": "bert", "architectures": ["BertForTokenClassification"], "vocab_size": 10,
+    config = {"model_type": "bert", "architectures": ["BertForMultipleChoice"], "vocab_size": 10,
               "hidden_size": 8, "intermediate_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1,
               "max_position_embeddings": 8}
     (tmp_path / "config.json").write_text(json.dumps(config))
@@ -433,5 +433,5 @@ def test_script_runs_and_reports_errors_in_one_line(tmp_path):
     run = subprocess.run([sys.executable, script, "--from", "hf", "--to", "uer", "--input_dir", str(tmp_path),
                           "--output_model_path", str(tmp_path / "m.bin")], capture_output=True, text=True)
     assert run.returncode == 2, run.stderr
-    assert "error: BertForTokenClassification is not a bert model class uer converts" in run.stderr
+    assert "error: BertForMultipleChoice is not a bert model class uer converts" in run.stderr
     assert "Traceback" not in run.stderr

@@ -6,7 +6,7 @@ models that do not fit one device):
 """
 
 import argparse
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from uer.cli.common import add_tokenizer_args, cli_entry
 from uer.cli.engine_setup import add_engine_args, flags_on_command_line
@@ -16,30 +16,38 @@ import uer.tasks  # noqa: F401  (registers the tasks)
 from uer.tasks.runner import run_finetune, run_inference
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def add_common_args(p: argparse.ArgumentParser, task_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Flags of every fine-tuning and inference script (run_classifier, run_ner ...); ``task_args``
+    adds the task's own after the batch size."""
     p.add_argument("--config_path", default=None,
                    help="Model config; default: the config saved beside the model weights.")
     add_tokenizer_args(p)
     p.add_argument("--seq_length", type=int, default=None,
                    help="Tokens per example after truncation; default min(128, the model's max_seq_length).")
     p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--labels_num", type=int, default=None, help="Default: inferred from the train labels.")
-    p.add_argument("--pooling", default=None, choices=["first", "last", "mean", "max"],
-                   help="Fine-tuning default: first; inference default: what the model was fine-tuned with.")
+    task_args(p)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--fp16", action="store_true", help="UER-py flag: same as --precision fp16.")
     p.add_argument("--device", default="auto")
 
 
-def finetune_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Fine-tune a classifier on label\\ttext_a[\\ttext_b] TSV files.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def _classifier_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labels_num", type=int, default=None, help="Default: inferred from the train labels.")
+    p.add_argument("--pooling", default=None, choices=["first", "last", "mean", "max"],
+                   help="Fine-tuning default: first; inference default: what the model was fine-tuned with.")
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """The model and data paths of a fine-tuning script."""
     p.add_argument("--pretrained_model_path", default=None)
     p.add_argument("--output_model_path", default="models/finetuned_model.bin")
     p.add_argument("--train_path", required=True)
     p.add_argument("--dev_path", required=True)
     p.add_argument("--test_path", default=None)
-    _common(p)
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    """Optimisation, engine and model-override flags of a fine-tuning script."""
     p.add_argument("--epochs_num", type=int, default=3)
     p.add_argument("--learning_rate", type=float, default=2e-5)
     p.add_argument("--warmup", type=float, default=0.1)
@@ -56,6 +64,14 @@ def finetune_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr_end_ratio", type=float, default=0.0, help="Final lr / lr for polynomial.")
     add_engine_args(p)
     add_model_override_args(p)
+
+
+def finetune_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Fine-tune a classifier on label\\ttext_a[\\ttext_b] TSV files.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_args(p)
+    add_common_args(p, _classifier_args)
+    add_training_args(p)
     return p
 
 
@@ -67,7 +83,7 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--prediction_path", required=True)
     p.add_argument("--output_logits", action="store_true")
     p.add_argument("--output_prob", action="store_true")
-    _common(p)
+    add_common_args(p, _classifier_args)
     add_model_override_args(p)
     return p
 

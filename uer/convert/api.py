@@ -11,7 +11,7 @@ from torch import nn
 
 from uer.config import ModelConfig, config_from_dict, validate
 from uer.convert import table
-from uer.convert.converter import Converter, Variant
+from uer.convert.converter import Converter, Variant, labels_config
 from uer.convert.hf_files import read_config, read_weights
 from uer.convert.registry import CONVERTERS
 from uer.errors import CheckpointError, ConfigError
@@ -72,6 +72,9 @@ def build_uer_model(config: ModelConfig, kind: str) -> nn.Module:
     if kind == "classifier":
         from uer.tasks.classification import Classifier
         return Classifier(config)
+    if kind == "tagger":
+        from uer.tasks.tagging import Tagger
+        return Tagger(config)
     from uer.models import build_model
     return build_model(config, with_target=(kind == "pretrain"))
 
@@ -104,6 +107,8 @@ def uer_kind(state: Dict[str, torch.Tensor], config: ModelConfig) -> Tuple[str, 
     """What a uer checkpoint holds: a classifier, a pretraining model (which targets), or a backbone."""
     if any(k.startswith("head.linear_2.") for k in state):
         return "classifier", ()
+    if any(k.startswith("head.output.") for k in state):
+        return "tagger", ()
     expected = _expected_shapes(config, "pretrain")
     targets = []
     for name in config.target:
@@ -203,10 +208,13 @@ def _fitting_variants(conv: Converter, declared: Variant, hf_config: Dict, state
 
 
 def uer_to_hf(state: Dict[str, torch.Tensor], config: ModelConfig, architecture: str,
-              discard: Sequence[str] = (), special: Optional[Dict[str, int]] = None) -> Converted:
+              discard: Sequence[str] = (), special: Optional[Dict[str, int]] = None,
+              label_names: Optional[Sequence[str]] = None) -> Converted:
     """Convert a uer checkpoint (``state``, built from ``config``) to the Hugging Face ``architecture``
     (a family, the class then chosen by what the checkpoint holds, or a class name).  ``special``:
-    token ids for config.json ({"pad_token_id": ...}) read from the vocabulary."""
+    token ids for config.json ({"pad_token_id": ...}) read from the vocabulary.  ``label_names``: a
+    classifier's or tagger's label names in id order (e.g. NER tags from the label2id saved in
+    <model>.task.json) for config.json's id2label/label2id; default LABEL_0, LABEL_1 ..."""
     if config.vocab_size <= 0:
         raise ConfigError("the uer config has no vocab_size; pass the vocabulary (--vocab_path or "
                           "--spm_model_path) the model was trained with")
@@ -225,6 +233,11 @@ def uer_to_hf(state: Dict[str, torch.Tensor], config: ModelConfig, architecture:
         config = dataclasses.replace(config, target=list(targets))
     check_uer_state(state, config, kind, "the checkpoint's weights")
     hf_config = conv.fit_hf_config(conv.config_to_hf(config, variant, special), state)
+    if label_names is not None:
+        if variant.kind not in ("classifier", "tagger") or len(label_names) != config.labels_num:
+            raise ConfigError(f"{len(label_names)} label names given for a {variant.kind} model with "
+                              f"labels_num {config.labels_num}; names belong to a classifier or tagger, one per label")
+        hf_config.update(labels_config(config.labels_num, label_names))
     hf_state = table.uer_to_hf(conv.rows(config, variant), state, conv.sizes(config, hf_config), notes)
     return Converted(hf_state, config, conv.family, variant, hf_config, notes)
 

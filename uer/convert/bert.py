@@ -1,6 +1,7 @@
 """BERT: BertForPreTraining <-> mlm + sp model, BertForMaskedLM <-> mlm model, BertModel <-> embedding +
 encoder (pooler -> head.linear_1, the dense layer fine-tuning starts from), BertForSequenceClassification
-<-> Classifier (pooler -> head.linear_1, classifier -> head.linear_2)."""
+<-> Classifier (pooler -> head.linear_1, classifier -> head.linear_2), BertForTokenClassification <->
+Tagger (no pooler; classifier -> head.output)."""
 
 from typing import Any, Dict, List, Optional
 
@@ -39,6 +40,7 @@ class BertConverter(Converter):
         Variant("BertForMaskedLM", "pretrain", ("mlm",)),
         Variant("BertModel", "backbone", prefixed=False),
         Variant("BertForSequenceClassification", "classifier"),
+        Variant("BertForTokenClassification", "tagger"),
     )
     default_targets = ("mlm", "sp")
     data_processor = "bert"
@@ -66,7 +68,7 @@ class BertConverter(Converter):
             "tie_weights": bool(hf.get("tie_word_embeddings", True)),
         }
         out.update(self.targets_config(variant))
-        if variant.kind == "classifier":
+        if variant.kind in ("classifier", "tagger"):
             out["labels_num"] = hf_labels_num(hf)
         return out
 
@@ -91,7 +93,7 @@ class BertConverter(Converter):
             "layer_norm_eps": config.layernorm_eps, "pad_token_id": 0,
             "position_embedding_type": "absolute", "tie_word_embeddings": config.tie_weights,
         }
-        if variant.kind == "classifier":
+        if variant.kind in ("classifier", "tagger"):
             out.update(labels_config(config.labels_num))
         out.update(special or {})
         return out
@@ -131,6 +133,8 @@ class BertConverter(Converter):
             return [linear("head.linear_1", "pooler.dense", optional=True)]
         if variant.kind == "classifier":
             return [linear("head.linear_1", p + "pooler.dense"), linear("head.linear_2", "classifier")]
+        if variant.kind == "tagger":          # token classification: no pooler, one linear per token
+            return [linear("head.output", "classifier")]
         rows = []
         if "mlm" in variant.targets:
             rows += self.mlm_rows(config, "transform.dense", "transform.LayerNorm")

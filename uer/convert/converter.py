@@ -3,7 +3,8 @@
 A family (``bert``, ``roberta`` ...) knows
 * its Hugging Face ``model_type`` and the model classes it maps (``variants``), each onto one kind
   of uer model: ``pretrain`` (embedding + encoder + the named targets), ``backbone`` (embedding +
-  encoder, optionally the pooler as ``head.linear_1``) or ``classifier`` (``uer.tasks``' Classifier);
+  encoder, optionally the pooler as ``head.linear_1``), ``classifier`` (``uer.tasks``' Classifier) or
+  ``tagger`` (``uer.tasks.tagging``'s per-token Tagger);
 * how its ``config.json`` translates to our ``ModelConfig`` and back (sizes are always read from
   one of the two, never passed by hand);
 * its parameter table: the backbone's rows (relative to the base model's attribute, "bert.") plus
@@ -18,7 +19,7 @@ from uer.convert.table import Row, per_layer, prefixed
 from uer.convert.transforms import Sizes
 from uer.errors import ConfigError
 
-KINDS = ("pretrain", "backbone", "classifier")
+KINDS = ("pretrain", "backbone", "classifier", "tagger")
 
 # Hugging Face activation names -> ours, and back.
 HF_TO_UER_ACT = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new",
@@ -147,6 +148,14 @@ def labels_config(labels_num: int, names: Optional[Sequence[str]] = None) -> Dic
     names = list(names) if names else [f"LABEL_{i}" for i in range(labels_num)]
     return {"id2label": {str(i): n for i, n in enumerate(names)},
             "label2id": {n: i for i, n in enumerate(names)}}
+
+
+def hf_label_names(hf: Dict[str, Any]) -> Optional[List[str]]:
+    """The label names of a config.json's id2label in id order (None when it has none)."""
+    id2label = hf.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        return None
+    return [id2label.get(str(i), id2label.get(i)) for i in range(len(id2label))]
 
 
 def hf_labels_num(hf: Dict[str, Any]) -> int:

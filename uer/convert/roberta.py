@@ -3,7 +3,8 @@
 Differences from BERT, all in data: positions start at padding_idx + 1 (our row p is their row
 p + 2 for padding_idx 1), one token type whose row is added to every token (our segment row 1: our
 single-segment data uses segment 1), the MLM head is ``lm_head.*`` and always uses erf GELU, the
-sequence-classification head is ``classifier.dense`` / ``classifier.out_proj`` on the first token.
+sequence-classification head is ``classifier.dense`` / ``classifier.out_proj`` on the first token,
+the token-classification head one ``classifier`` linear.
 """
 
 from typing import Any, Dict, List, Optional
@@ -27,6 +28,7 @@ class RobertaConverter(BertConverter):
         Variant("RobertaForMaskedLM", "pretrain", ("mlm",)),
         Variant("RobertaModel", "backbone", prefixed=False),
         Variant("RobertaForSequenceClassification", "classifier"),
+        Variant("RobertaForTokenClassification", "tagger"),
     )
     default_targets = ("mlm",)
     data_processor = "mlm"
@@ -69,6 +71,8 @@ class RobertaConverter(BertConverter):
         if variant.kind == "classifier":
             return [linear("head.linear_1", "classifier.dense"),
                     linear("head.linear_2", "classifier.out_proj")]
+        if variant.kind == "tagger":
+            return [linear("head.output", "classifier")]
         return self.mlm_rows(config, "dense", "layer_norm")
 
 
@@ -80,4 +84,5 @@ class XlmRobertaConverter(RobertaConverter):
         Variant("XLMRobertaForMaskedLM", "pretrain", ("mlm",)),
         Variant("XLMRobertaModel", "backbone", prefixed=False),
         Variant("XLMRobertaForSequenceClassification", "classifier"),
+        Variant("XLMRobertaForTokenClassification", "tagger"),
     )

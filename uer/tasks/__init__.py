@@ -1,3 +1,3 @@
 """Fine-tuning tasks: reader + head + metric + predictor per task family (registry TASKS)."""
 
-from uer.tasks import classification  # noqa: F401
+from uer.tasks import classification, tagging  # noqa: F401

@@ -85,9 +85,14 @@ class ClassificationTask:
 
     columns_required = ("text_a",)
     columns_optional = ("text_b", "label")
+    primary_metric = "accuracy"          # the runner keeps the best dev model by it
 
     def __init__(self, tokenizer, seq_length: int):
         self.tokenizer, self.seq_length = tokenizer, seq_length
+
+    @classmethod
+    def from_args(cls, tokenizer, args, saved: dict) -> "ClassificationTask":
+        return cls(tokenizer, args.seq_length)
 
     def read(self, path: str, flag: str, with_labels: bool, labels_num: int = 0) -> List[dict]:
         required = self.columns_required + (("label",) if with_labels else ())
@@ -98,6 +103,14 @@ class ClassificationTask:
                 example["label"] = parse_label(row["label"], path, line, labels_num)
             examples.append(example)
         return examples
+
+    @staticmethod
+    def labels_num(train: List[dict], requested: Optional[int] = None) -> int:
+        return requested or max(2, max(e["label"] for e in train) + 1)
+
+    @staticmethod
+    def info() -> dict:
+        return {}
 
     def build_model(self, config: ModelConfig) -> Classifier:
         return Classifier(config)
@@ -110,7 +123,12 @@ class ClassificationTask:
         return classification_metrics(labels, predictions)
 
     @staticmethod
-    def format_predictions(logits: np.ndarray, output_logits: bool, output_prob: bool) -> List[str]:
+    def summary(scores: Dict[str, float]) -> str:
+        return f"accuracy: {scores['accuracy']:.4f} macro-F1: {scores['macro_f1']:.4f}"
+
+    @staticmethod
+    def format_predictions(logits: np.ndarray, output_logits: bool, output_prob: bool,
+                           examples=None) -> List[str]:
         """UER-py's prediction file: a header, then label [\t logits] [\t probabilities] per line."""
         header = ["label"] + (["logits"] if output_logits else []) + (["prob"] if output_prob else [])
         probs = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()

@@ -63,7 +63,10 @@ def predict_logits(engine, examples: List[dict], collator, batch_size: int) -> n
     if world > 1:
         shares = engine.gather(chunks)
         chunks = [c for share in shares for c in share][:len(batches)]
-    return np.concatenate(chunks)
+    # Per-token logits (B, L, labels): batches are padded to different lengths L.
+    longest = max(c.shape[1] for c in chunks) if chunks[0].ndim == 3 else 0
+    return np.concatenate([np.pad(c, ((0, 0), (0, longest - c.shape[1]), (0, 0))) if longest else c
+                           for c in chunks])
 
 
 def evaluate(task, engine, examples: List[dict], collator, batch_size: int) -> Dict[str, float]:
@@ -90,10 +93,11 @@ def run_finetune(task_cls, args: argparse.Namespace, given: Optional[set] = None
     if args.seq_length > config.max_seq_length:
         raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length "
                           f"{config.max_seq_length}")
-    task = task_cls(tokenizer, args.seq_length)
-    train = task.read(args.train_path, "--train_path", with_labels=True, labels_num=args.labels_num or 0)
-    labels_num = args.labels_num or max(2, max(e["label"] for e in train) + 1)
-    config.labels_num, config.pooling = labels_num, args.pooling or config.pooling
+    task = task_cls.from_args(tokenizer, args, {})
+    requested = getattr(args, "labels_num", None)         # NER takes its labels from --label2id_path
+    train = task.read(args.train_path, "--train_path", with_labels=True, labels_num=requested or 0)
+    labels_num = task.labels_num(train, requested)
+    config.labels_num, config.pooling = labels_num, getattr(args, "pooling", None) or config.pooling
     dev = task.read(args.dev_path, "--dev_path", with_labels=True, labels_num=labels_num)
     test = task.read(args.test_path, "--test_path", with_labels=True, labels_num=labels_num) \
         if args.test_path else None
@@ -126,30 +130,29 @@ def run_finetune(task_cls, args: argparse.Namespace, given: Optional[set] = None
     logger.info("engine %s, %d process(es), %s; %d optimizer steps", args.engine, world_size, args.precision,
                 args.total_steps)
 
-    best, results = -1.0, {}
+    best, results, primary = -1.0, {}, task.primary_metric
     for epoch in range(1, args.epochs_num + 1):
         trainer.train(until=epoch * steps_per_epoch)
         scores = evaluate(task, engine, dev, collator, args.batch_size)
-        logger.info("epoch %d/%d: dev accuracy %.4f, macro-F1 %.4f", epoch, args.epochs_num,
-                    scores["accuracy"], scores["macro_f1"])
-        if scores["accuracy"] > best:
-            best, results["dev"] = scores["accuracy"], dict(scores, epoch=epoch)
+        logger.info("epoch %d/%d: dev %s", epoch, args.epochs_num, task.summary(scores))
+        if scores[primary] > best:
+            best, results["dev"] = scores[primary], dict(scores, epoch=epoch)
             state = engine.full_state_dict()      # collective: ZeRO-3 gathers the partitions
             if engine.is_main:
                 save_state(state, args.output_model_path)
                 save_config(config, args.output_model_path + ".config.json")
                 atomic_write_text(args.output_model_path + TASK_INFO_SUFFIX,
                                   json.dumps({"seq_length": args.seq_length, "labels_num": labels_num,
-                                              "pooling": config.pooling, "epoch": epoch}) + "\n")
+                                              "pooling": config.pooling, "epoch": epoch, **task.info()}) + "\n")
             engine.barrier()
-    logger.info("best dev accuracy %.4f (epoch %d) -> %s", best, results["dev"]["epoch"], args.output_model_path)
+    logger.info("best dev %s %.4f (epoch %d) -> %s", primary, best, results["dev"]["epoch"], args.output_model_path)
     if engine.is_main:
-        print(f"dev accuracy: {results['dev']['accuracy']:.4f} macro-F1: {results['dev']['macro_f1']:.4f}")
+        print(f"dev {task.summary(results['dev'])}")
     if test is not None:
         load_weights(engine.model, args.output_model_path)
         results["test"] = evaluate(task, engine, test, collator, args.batch_size)
         if engine.is_main:
-            print(f"test accuracy: {results['test']['accuracy']:.4f} macro-F1: {results['test']['macro_f1']:.4f}")
+            print(f"test {task.summary(results['test'])}")
     return results
 
 
@@ -158,7 +161,7 @@ def run_inference(task_cls, args: argparse.Namespace) -> List[str]:
         args.precision = "fp16"
     device = pick_device(args.device)
     tokenizer = tokenizer_from_args(args)
-    requested_labels, args.labels_num = args.labels_num, None   # checked, not applied as an override
+    requested_labels, args.labels_num = getattr(args, "labels_num", None), None   # checked, not applied
     config = resolve_model_config(args, weights_path=args.load_model_path)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
     if requested_labels and requested_labels != config.labels_num:
@@ -169,13 +172,14 @@ def run_inference(task_cls, args: argparse.Namespace) -> List[str]:
     if args.seq_length > config.max_seq_length:
         raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length "
                           f"{config.max_seq_length}")
-    task = task_cls(tokenizer, args.seq_length)
+    task = task_cls.from_args(tokenizer, args, task_info)
     examples = task.read(args.test_path, "--test_path", with_labels=False)
     model = task.build_model(config)
     load_weights(model, args.load_model_path)
     engine = LocalEngine(model, torch.optim.SGD(model.parameters(), lr=0.0), None, device, args.precision)
     logits = predict_logits(engine, examples, task.collator(), args.batch_size)
-    lines = task.format_predictions(logits, args.output_logits, args.output_prob)
+    lines = task.format_predictions(logits, getattr(args, "output_logits", False), getattr(args, "output_prob", False),
+                                    examples=examples)
     atomic_write_text(args.prediction_path, "\n".join(lines) + "\n")
     logger.info("%d predictions written to %s", len(examples), args.prediction_path)
     return lines
