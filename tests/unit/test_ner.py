@@ -166,3 +166,13 @@ def test_task_metrics_read_labelled_positions_only():
     predictions = [[2, 1, 0, 2, 0, 1, 1, 1]]       # [CLS], the extra piece and padding are ignored
     m = task.metrics(labels, predictions)
     assert m["f1"] == 1.0 and m["accuracy"] == 1.0
+
+
+def test_inference_without_label_names_or_with_the_wrong_count_is_refused():
+    config = config_from_dict({"embedding": ["word", "pos", "seg"], "vocab_size": len(VOCAB), "emb_size": 16,
+                               "hidden_size": 16, "feedforward_size": 32, "heads_num": 2, "layers_num": 1,
+                               "max_seq_length": 16, "labels_num": 5})
+    with pytest.raises(ConfigError, match="pass --label2id_path"):
+        TaggingTask(TOKENIZER, 16).build_model(config)
+    with pytest.raises(ConfigError, match="has 3 tags but the model has labels_num 5"):
+        TaggingTask(TOKENIZER, 16, dict(L2I), "--label2id_path l.json").build_model(config)

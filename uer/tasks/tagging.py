@@ -196,7 +196,10 @@ class TaggingTask:
         return {"label2id": self.label2id}
 
     def build_model(self, config: ModelConfig) -> Tagger:
-        if self.label2id is not None and config.labels_num != len(self.label2id):
+        if self.label2id is None:       # inference of a model without <model>.task.json (a converted one)
+            raise ConfigError("no tag names for the model's labels: pass --label2id_path (the label2id.json "
+                              "it was fine-tuned with); it is read from <load_model_path>.task.json when present")
+        if config.labels_num != len(self.label2id):
             raise ConfigError(f"{self.label2id_source} has {len(self.label2id)} tags but the model has "
                               f"labels_num {config.labels_num}; use the label2id the model was fine-tuned with")
         return Tagger(config)
