@@ -176,3 +176,13 @@ def test_inference_without_label_names_or_with_the_wrong_count_is_refused():
         TaggingTask(TOKENIZER, 16).build_model(config)
     with pytest.raises(ConfigError, match="has 3 tags but the model has labels_num 5"):
         TaggingTask(TOKENIZER, 16, dict(L2I), "--label2id_path l.json").build_model(config)
+
+
+def test_a_given_label2id_must_equal_the_saved_one(tmp_path):
+    path = tmp_path / "label2id.json"
+    path.write_text(json.dumps({"O": 0, "I-LOC": 1, "B-LOC": 2}))      # same tags, another order
+    args = type("A", (), {"label2id_path": str(path), "seq_length": 16})()
+    with pytest.raises(ConfigError, match="differs from the label2id the model was fine-tuned with"):
+        TaggingTask.from_args(TOKENIZER, args, {"label2id": L2I})
+    path.write_text(json.dumps(L2I))
+    assert TaggingTask.from_args(TOKENIZER, args, {"label2id": L2I}).label2id == L2I

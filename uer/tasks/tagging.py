@@ -129,7 +129,13 @@ class TaggingTask:
         built from the train tags when the train file is read."""
         path = getattr(args, "label2id_path", None)
         if path:
-            return cls(tokenizer, args.seq_length, read_label2id(path), f"--label2id_path {path}")
+            label2id = read_label2id(path)
+            if saved.get("label2id") and saved["label2id"] != label2id:
+                # Same tags in another order would silently rename every prediction.
+                raise ConfigError(f"--label2id_path {path} ({label2id}) differs from the label2id the model was "
+                                  f"fine-tuned with ({saved['label2id']}, in <load_model_path>.task.json); drop "
+                                  "--label2id_path or pass the file used for fine-tuning")
+            return cls(tokenizer, args.seq_length, label2id, f"--label2id_path {path}")
         if saved.get("label2id"):
             return cls(tokenizer, args.seq_length, dict(saved["label2id"]), "the label2id saved with the model")
         return cls(tokenizer, args.seq_length)
