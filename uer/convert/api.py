@@ -75,6 +75,9 @@ def build_uer_model(config: ModelConfig, kind: str) -> nn.Module:
     if kind == "tagger":
         from uer.tasks.tagging import Tagger
         return Tagger(config)
+    if kind == "question_answering":
+        from uer.tasks.mrc import SpanExtractor
+        return SpanExtractor(config)
     from uer.models import build_model
     return build_model(config, with_target=(kind == "pretrain"))
 
@@ -107,6 +110,8 @@ def uer_kind(state: Dict[str, torch.Tensor], config: ModelConfig) -> Tuple[str, 
     """What a uer checkpoint holds: a classifier, a pretraining model (which targets), or a backbone."""
     if any(k.startswith("head.linear_2.") for k in state):
         return "classifier", ()
+    if any(k.startswith("head.qa_outputs.") for k in state):
+        return "question_answering", ()
     if any(k.startswith("head.output.") for k in state):
         return "tagger", ()
     expected = _expected_shapes(config, "pretrain")

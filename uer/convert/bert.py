@@ -1,7 +1,8 @@
 """BERT: BertForPreTraining <-> mlm + sp model, BertForMaskedLM <-> mlm model, BertModel <-> embedding +
 encoder (pooler -> head.linear_1, the dense layer fine-tuning starts from), BertForSequenceClassification
 <-> Classifier (pooler -> head.linear_1, classifier -> head.linear_2), BertForTokenClassification <->
-Tagger (no pooler; classifier -> head.output)."""
+Tagger (no pooler; classifier -> head.output), BertForQuestionAnswering <-> uer.tasks.mrc's
+SpanExtractor (no pooler; qa_outputs -> head.qa_outputs)."""
 
 from typing import Any, Dict, List, Optional
 
@@ -40,6 +41,7 @@ class BertConverter(Converter):
         Variant("BertForMaskedLM", "pretrain", ("mlm",)),
         Variant("BertModel", "backbone", prefixed=False),
         Variant("BertForSequenceClassification", "classifier"),
+        Variant("BertForQuestionAnswering", "question_answering"),
         Variant("BertForTokenClassification", "tagger"),
     )
     default_targets = ("mlm", "sp")
@@ -133,6 +135,8 @@ class BertConverter(Converter):
             return [linear("head.linear_1", "pooler.dense", optional=True)]
         if variant.kind == "classifier":
             return [linear("head.linear_1", p + "pooler.dense"), linear("head.linear_2", "classifier")]
+        if variant.kind == "question_answering":     # no pooler; per-token (start, end) logits
+            return [linear("head.qa_outputs", "qa_outputs")]
         if variant.kind == "tagger":          # token classification: no pooler, one linear per token
             return [linear("head.output", "classifier")]
         rows = []
