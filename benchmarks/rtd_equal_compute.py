@@ -209,7 +209,7 @@ def plot_curves(results: Dict, out_dir: str, py: str) -> None:
     runs = [(k, e["metrics"]) for k, e in sorted(results.items()) if "metrics" in e and os.path.exists(e["metrics"])]
     if not runs:
         return
-    for keys, name in ((["loss", "mlm_acc"], "rtd_bench_loss.png"), (["rtd_acc", "rtd_recall", "replaced_frac"],
+    for keys, name in ((["mlm_loss", "mlm_acc", "rtd_loss"], "rtd_bench_loss.png"), (["rtd_acc", "rtd_recall", "replaced_frac"],
                                                                     "rtd_bench_rtd.png")):
         subprocess.run([py, "scripts/plot_metrics.py", "--metrics", *[m for _, m in runs],
                         "--labels", *[k for k, _ in runs], "--keys", *keys,
