@@ -7,12 +7,12 @@ Read: ``config.json`` plus ``model.safetensors``, ``pytorch_model.bin`` (loaded 
 
 import json
 import os
-import pickle
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 
 from uer.errors import CheckpointError, ConfigError
+from uer.safe_load import load_tensors_file
 from uer.utils import read_json_object
 from uer.utils import atomic_path, atomic_write_text
 
@@ -29,17 +29,13 @@ def read_config(directory: str) -> Dict[str, Any]:
 
 
 def _load_file(path: str) -> Dict[str, torch.Tensor]:
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        try:
             return load_file(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path} holds pickled Python objects besides tensors; uer refuses to "
-                              f"execute them ({str(e)[:120]}). Re-save it with save_pretrained "
-                              "(safe_serialization=True)")
-    except Exception as e:
-        raise CheckpointError(f"cannot read {path}: {type(e).__name__}: {str(e)[:200]}")
+        except Exception as e:
+            raise CheckpointError(f"cannot read {path}: {type(e).__name__}: {str(e)[:200]}")
+    state = load_tensors_file(path, "weights file")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} is not a dict of tensors")
     return state

@@ -3,13 +3,13 @@
 be missing or ignored."""
 
 import os
-import pickle
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from uer.errors import CheckpointError
+from uer.safe_load import load_tensors_file
 from uer.partitioned import full_shapes, gathered, has_partitioned_parameters
 from uer.utils import atomic_path, atomic_torch_save
 
@@ -38,20 +38,15 @@ def read_weights(path, mmap: bool = False) -> Dict[str, torch.Tensor]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        try:
             state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap or None)
-    except pickle.UnpicklingError as e:
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise CheckpointError(f"{path} contains pickled Python objects besides tensors; uer refuses to "
-                                  "execute them. Re-save it as a plain state dict of tensors (or safetensors)")
-        raise CheckpointError(f"cannot read checkpoint {path}: it is truncated or not a PyTorch weights file")
-    except Exception as e:  # corrupt or foreign file: say which one, not torch's internals
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e)[:200]}. "
-                              "It may be truncated, or not a uer/PyTorch weights file")
+        except Exception as e:  # corrupt or foreign file: say which one, not safetensors' internals
+            raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e)[:200]}. "
+                                  "It may be truncated, or not a safetensors file")
+    else:
+        state = load_tensors_file(path, "checkpoint", mmap=mmap)
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]   # a full training state file
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

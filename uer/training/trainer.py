@@ -21,7 +21,9 @@ from torch.utils.data import DataLoader
 
 from uer.errors import ConfigError, UerError
 from uer.data.sampler import BatchSampler, CollatedBatches
+from uer.training.adversarial import AdversarialConfig, Adversary
 from uer.training.checkpoint import CheckpointManager
+from uer.training.engines.local import LocalEngine
 from uer.training.metrics import MetricsLog, RunningMeans, Throughput, format_eta
 from uer.training.rng import rng_state, set_rng_state
 
@@ -44,18 +46,27 @@ class TrainerConfig:
     save_checkpoint_steps: int = 10000
     num_workers: int = 0
     peak_tflops: float = 0.0      # per device; > 0 enables the MFU column
+    adversarial: Optional[AdversarialConfig] = None    # FGM / PGD extra passes after each backward
+    # Non-finite gradients skip the update (counted); this many in a row stop the run.  fp16 loss
+    # scaling halves its scale at each skip, so 25 in a row means a scale 2^25 below where it was.
+    max_skipped_in_a_row: int = 25
 
 
 class Trainer:
     def __init__(self, engine, batches: CollatedBatches, sampler: BatchSampler, cfg: TrainerConfig,
                  checkpoints: Optional[CheckpointManager] = None, metrics: Optional[MetricsLog] = None,
                  flops_per_token: Optional[Callable[[int], float]] = None,
-                 run_info: Optional[Dict] = None):
+                 run_info: Optional[Dict] = None, on_start: Optional[Callable[[], None]] = None):
         self.engine, self.batches, self.sampler, self.cfg = engine, batches, sampler, cfg
         self.checkpoints, self.metrics = checkpoints, metrics
         self.flops_per_token = flops_per_token
         self.run_info = run_info or {}      # resolved config + arguments, stored in every checkpoint
+        # Called on every rank once the run's first optimizer step has succeeded, before anything is
+        # logged or saved: from then on the run may replace what an earlier run left in its place.
+        self.on_start = on_start
         self.step = 0
+        self.skipped_in_a_row = 0
+        self.adversary = _adversary(engine, cfg)
 
     # -- state ------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -83,9 +94,13 @@ class Trainer:
         self.step = int(state["step"])
 
     def save(self) -> None:
-        """Collective: every rank calls it; the engine decides who writes what."""
+        """Collective: every rank calls it; the engine decides who writes what.  Weights that are
+        no longer finite are never written: the run stops, and the last checkpoint stays the newest."""
         if self.checkpoints is None:
             return
+        if not self.engine.weights_finite():
+            raise TrainingError(f"step {self.step}: the model's weights are no longer finite (NaN/inf); nothing "
+                                f"was saved ({self._last_checkpoint_hint()}); lower --learning_rate or check the data")
         path = self.engine.save_checkpoint(self.checkpoints, self.step, self.state())
         if self.engine.is_main:
             logger.info("step %d: checkpoint written to %s", self.step, path)
@@ -119,17 +134,25 @@ class Trainer:
                 epoch, index = batch.pop("_position")
                 speed.add_tokens(int(batch.pop("tokens")))
                 seq_len = batch["src"].size(1)
-                out = engine.forward(engine.to_device(batch))
+                batch = engine.to_device(batch)
+                out = engine.forward(batch)
                 loss = out["loss"]
                 if not torch.isfinite(loss.detach()).all():
                     raise TrainingError(f"step {self.step + 1}: the loss is {loss.item()} (epoch {epoch}, "
-                                        f"batch {index}); lower --learning_rate, check the data, or "
-                                        "resume from the last checkpoint")
+                                        f"batch {index}); {self._last_checkpoint_hint()}; lower "
+                                        "--learning_rate or check the data")
                 engine.backward(loss)
+                if self.adversary is not None:
+                    self._adversarial_passes(batch, out, epoch, index)
                 self.sampler.advance(epoch, index)
                 means.add({k: v.item() for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0})
             grad_norm, skipped = engine.step()
             self.step += 1
+            self._count_skip(skipped, grad_norm)
+            if self.on_start is not None:
+                self.on_start()
+                self.on_start = None
+                engine.barrier()      # nobody writes a checkpoint before rank 0 has cleared the place
             means.add({"grad_norm": grad_norm})
             if self.step % cfg.report_steps == 0 or self.step == until:
                 last = self._report(means.means(), speed.lap(), seq_len, start_step, start_time)
@@ -137,6 +160,34 @@ class Trainer:
             if self.step % cfg.save_checkpoint_steps == 0 or self.step == cfg.total_steps:
                 self.save()
         return last
+
+    def _count_skip(self, skipped: bool, grad_norm: float) -> None:
+        """Steps dropped for a NaN/inf gradient (or an fp16 overflow) are counted in the log; too
+        many in a row means the run cannot recover by itself, so it stops instead of idling."""
+        self.skipped_in_a_row = self.skipped_in_a_row + 1 if skipped else 0
+        if skipped and self.engine.is_main:
+            logger.warning("step %d: gradient norm %s, update skipped (%d skipped so far)",
+                           self.step, grad_norm, self.engine.skipped_steps)
+        if self.skipped_in_a_row >= self.cfg.max_skipped_in_a_row:
+            raise TrainingError(f"step {self.step}: the last {self.skipped_in_a_row} updates were skipped for "
+                                f"non-finite gradients (norm {grad_norm}); {self._last_checkpoint_hint()}; "
+                                "lower --learning_rate or check the data")
+
+    def _last_checkpoint_hint(self) -> str:
+        latest = self.engine.latest_checkpoint(self.checkpoints) if self.checkpoints is not None else None
+        return f"the last checkpoint is {latest}" if latest else "no checkpoint was written yet"
+
+    def _adversarial_passes(self, batch: dict, out: dict, epoch: int, index: int) -> None:
+        """FGM / PGD: the same batch again with the word embedding perturbed, its gradient added to
+        the clean one; the embedding is restored before the optimizer steps."""
+        engine = self.engine
+        adv_loss = self.adversary.train_step(lambda: engine.forward(batch)["loss"], engine.backward)
+        if adv_loss is None:        # zero or non-finite gradient (fp16 overflow): nothing to follow
+            return
+        if not torch.isfinite(adv_loss).all():
+            raise TrainingError(f"step {self.step + 1}: the adversarial loss is {adv_loss.item()} (epoch {epoch}, "
+                                f"batch {index}); lower --fgm_epsilon / --pgd_epsilon")
+        out["adv_loss"] = adv_loss
 
     def _report(self, values: Dict[str, float], lap: Dict[str, float], seq_len: int,
                 start_step: int, start_time: float) -> Dict[str, float]:
@@ -159,6 +210,20 @@ class Trainer:
                              if k not in ("step", "skipped_steps") or (k == "skipped_steps" and v))
             logger.info("step %d/%d | %s | eta %s", self.step, self.cfg.total_steps, shown, format_eta(eta))
         return record
+
+
+def _adversary(engine, cfg: TrainerConfig) -> Optional[Adversary]:
+    if cfg.adversarial is None:
+        return None
+    # The perturbation reads and restores gradients in param.grad: the local and DDP engines keep
+    # them there; DeepSpeed keeps its own (partitioned) gradient buffers.
+    if not isinstance(engine, LocalEngine):
+        raise ConfigError(f"adversarial training (--use_adv) needs the local or DDP engine, not "
+                          f"{type(engine).__name__}: DeepSpeed holds the gradients itself (partitioned)")
+    if cfg.accumulation_steps > 1:
+        raise ConfigError(f"adversarial training (--use_adv) with --accumulation_steps {cfg.accumulation_steps}: "
+                          "the perturbation follows one batch's gradient; use --accumulation_steps 1")
+    return Adversary(engine.model, cfg.adversarial)
 
 
 def _fmt(v) -> str:

@@ -12,6 +12,7 @@ process — the communication between them.  The Trainer calls only:
     latest_checkpoint(checkpoints) -> path or None
     save_final(checkpoints)        the final ordinary uer weights file (collective)
     full_state_dict() -> dict      the whole model's weights on the main rank (collective)
+    weights_finite() -> bool       no NaN/inf in any rank's weights (collective; before each save)
 
 and reads ``model`` (the unwrapped module, whose state_dict keys are the uer names), ``rank``,
 ``world_size``, ``is_main`` and ``skipped_steps``.  Collective calls are made by every rank at
@@ -20,7 +21,9 @@ the same point of the loop; only the main rank writes files.
 
 from typing import Callable, Dict, List, Optional
 
-from uer.models.weights import load_weights, model_state
+import torch
+
+from uer.models.weights import model_state
 from uer.training.checkpoint import CheckpointManager
 
 
@@ -56,12 +59,25 @@ class Engine:
         the state before any weights are loaded."""
         state = CheckpointManager.load(path)
         validate(state)
-        load_weights(self.model, state.pop("model"))
+        checkpoints.load_model(self.model, state.pop("model"), source=path)
         return state
 
     def full_state_dict(self) -> Optional[Dict]:
         """The whole model's weights on the CPU, on the main rank (None elsewhere).  Collective."""
         return model_state(self.model) if self.is_main else None
+
+    def weights_finite(self) -> bool:
+        """True when no weight on any rank is NaN or inf.  Collective.  Checks what this rank holds:
+        the whole module, or its ZeRO-3 partition (``ds_tensor``) where parameters are partitioned."""
+        finite = True
+        with torch.no_grad():
+            for p in self.model.parameters():
+                local = getattr(p, "ds_tensor", None)
+                local = p if local is None else local
+                if local.numel() and local.is_floating_point() and not bool(torch.isfinite(local).all()):
+                    finite = False
+                    break
+        return self.reduce_mean({"finite": float(finite)})["finite"] >= 1.0
 
     def save_final(self, checkpoints: CheckpointManager) -> None:
         if self.is_main:

@@ -33,6 +33,7 @@ from torch import nn
 from uer.errors import CheckpointError, ConfigError
 from uer.models.weights import save_state
 from uer.partitioned import gathered
+from uer.safe_load import deepspeed_loads_restricted, deepspeed_safe_classes, load_tensors_file
 from uer.training import distributed
 from uer.training.checkpoint import CheckpointManager
 from uer.training.engines.base import Engine
@@ -193,7 +194,8 @@ class DeepSpeedEngine(Engine):
             with open(os.path.join(directory, "latest"), encoding="utf-8") as f:
                 tag = f.read().strip()
         try:
-            loaded, client = self.ds.load_checkpoint(directory, tag=tag, load_module_strict=True)
+            with deepspeed_loads_restricted():     # DeepSpeed's loaders would unpickle anything
+                loaded, client = self.ds.load_checkpoint(directory, tag=tag, load_module_strict=True)
         except CheckpointError:
             raise
         except Exception as e:   # shapes or partitioning differ: say which checkpoint, not DeepSpeed's internals
@@ -233,6 +235,9 @@ class DeepSpeedEngine(Engine):
             directory, tag = self._last
             weights = read_deepspeed_weights(directory, tag)
             own = set(self.model.state_dict())
+            if checkpoints.saved_keys is not None:      # e.g. LoRA: the adapters only
+                own = set(checkpoints.saved_keys(self.model))
+                weights = {k: v for k, v in weights.items() if k in own}
             if set(weights) != own:
                 raise CheckpointError(f"the consolidated weights of {directory}/{tag} do not match the model: "
                                       f"missing {sorted(own - set(weights))[:8]}, "
@@ -271,13 +276,17 @@ def read_deepspeed_weights(directory: str, tag: Optional[str] = None) -> Dict[st
     try:
         if glob.glob(os.path.join(folder, "*zero_pp_rank_*optim_states.pt")):
             from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-            with contextlib.redirect_stdout(io.StringIO()):    # it prints progress lines
+            # it prints progress lines, and would unpickle anything
+            with contextlib.redirect_stdout(io.StringIO()), deepspeed_loads_restricted():
                 state = get_fp32_state_dict_from_zero_checkpoint(directory, tag=tag)
         else:
             files = sorted(glob.glob(os.path.join(folder, "mp_rank_*_model_states.pt")))
             if not files:
                 raise CheckpointError(f"{folder} holds no DeepSpeed model states (mp_rank_*_model_states.pt)")
-            state = torch.load(files[0], map_location="cpu", weights_only=False)["module"]
+            state = load_tensors_file(files[0], "DeepSpeed checkpoint file", allowed=deepspeed_safe_classes())
+            if not isinstance(state, dict) or not isinstance(state.get("module"), dict):
+                raise CheckpointError(f"{files[0]} holds no 'module' state dict: not a DeepSpeed model states file")
+            state = state["module"]
     except CheckpointError:
         raise
     except Exception as e:

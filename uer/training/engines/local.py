@@ -6,6 +6,7 @@ interface.
 """
 
 import contextlib
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -63,6 +64,13 @@ class LocalEngine(Engine):
         max_norm = self.max_grad_norm if self.max_grad_norm > 0 else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         skipped = False
+        if self.scaler is None and not math.isfinite(grad_norm):
+            # A NaN/inf gradient would make every weight it touches NaN: drop it, as fp16 loss
+            # scaling does (the Trainer counts these and stops after too many in a row).  Under DDP
+            # the gradients were all-reduced first, so every rank takes the same decision.
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            return grad_norm, True
         if self.scaler is not None:
             scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
