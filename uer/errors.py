@@ -20,3 +20,7 @@ class DataError(UerError):
 
 class CheckpointError(UerError):
     """A checkpoint is missing, corrupt or does not match the model it is loaded into."""
+
+
+class OutputError(UerError):
+    """An output cannot be written: no space left, a read-only place, no permission."""

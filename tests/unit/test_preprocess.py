@@ -295,7 +295,7 @@ def test_a_killed_worker_raises_instead_of_hanging(tokenizer):
 def test_invalid_utf8_names_the_line(tmp_path, tokenizer):
     corpus = tmp_path / "c.txt"
     corpus.write_bytes(b"w1 w2\nw3 \xff w4\n")
-    assert_clean_failure(tmp_path, DataError, r"c\.txt, line 2: not valid UTF-8",
+    assert_clean_failure(tmp_path, DataError, r"c\.txt line 2 \(byte offset 9\): not UTF-8",
                          lambda: run(tmp_path, tokenizer, str(corpus), "mlm"))
 
 

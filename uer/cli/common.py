@@ -7,6 +7,8 @@ import sys
 from typing import Callable, List, Optional
 
 from uer.errors import UerError
+from uer.training.distributed import shutdown as shutdown_distributed
+from uer.utils import WRITE_ERRNOS, write_failure
 
 logger = logging.getLogger("uer")
 
@@ -25,11 +27,31 @@ def cli_entry(main: Callable[[Optional[List[str]]], object]):
     def wrapper(argv: Optional[List[str]] = None):
         setup_logging()
         try:
-            return main(argv)
+            result = main(argv)
         except UerError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {message_of(e)}", file=sys.stderr)
             raise SystemExit(2)
+        except OSError as e:
+            if e.errno not in WRITE_ERRNOS:
+                raise
+            print(f"error: {write_failure(e.filename or '(unknown file)', e.strerror or str(e), e.errno)}",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        shutdown_distributed()
+        return result
     return wrapper
+
+
+def message_of(error: UerError) -> str:
+    """The error's own message.  An error raised in a DataLoader worker is re-raised by torch with
+    "Caught DataError in DataLoader worker process 0. Original Traceback ..." around it; the user
+    gets the original one line, as if it had been raised in the main process."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    prefix = f"{type(error).__module__}.{type(error).__name__}: "
+    last = [line for line in text.splitlines() if line.startswith((prefix, type(error).__name__ + ": "))]
+    return last[-1].split(": ", 1)[1] if last else text.strip().splitlines()[-1]
 
 
 def str_to_bool(text) -> bool:

@@ -19,6 +19,7 @@ from uer.data.tokenizers import Tokenizer
 from uer.data.vocab import ROBERTA_SPECIALS, SpecialTokens, Vocab
 from uer.errors import DataError
 from uer.registry import TOKENIZERS
+from uer.data.text_files import open_text
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_SPECIALS = SpecialTokens(pad="<|endoftext|>", unk="<|endoftext|>", cls="<|endoftext|>",
@@ -43,7 +44,7 @@ def bytes_to_unicode() -> Dict[int, str]:
 
 def read_merges(path: str) -> List[Tuple[str, str]]:
     merges = []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, 1):
             line = line.rstrip("\n")
             if not line or (number == 1 and line.startswith("#version")):
@@ -69,8 +70,8 @@ class ByteLevelBpeTokenizer(Tokenizer):
         for path in (vocab_json_path, merges_path):
             if not os.path.isfile(path):
                 raise DataError(f"{path} does not exist; byte-level BPE needs vocab.json and merges.txt")
-        with open(vocab_json_path, encoding="utf-8") as f:
-            encoder: Dict[str, int] = json.load(f)
+        with open_text(vocab_json_path) as f:
+            encoder: Dict[str, int] = json.loads(f.read())
         tokens: List[Optional[str]] = [None] * len(encoder)
         for token, i in encoder.items():
             if not 0 <= i < len(tokens) or tokens[i] is not None:

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from uer.errors import DataError
+from uer.leftovers import remove_leftovers
 from uer.utils import read_json_object
 
 FORMAT_NAME = "uer-dataset"
@@ -47,6 +48,8 @@ class DatasetWriter:
         parent = os.path.dirname(self.path)
         if parent and not os.path.isdir(parent):
             os.makedirs(parent, exist_ok=True)
+        # A build killed earlier left its temporary directory (or, mid-swap, the old dataset) here.
+        remove_leftovers(parent, os.path.basename(self.path) + ".", f"preprocess.py run into {self.path}")
         self.tmp_path = f"{self.path}.tmp-{os.getpid()}-{int(time.time() * 1000)}"
         os.makedirs(self.tmp_path)
         self.shards: List[dict] = []
@@ -164,12 +167,40 @@ def read_meta(path: str) -> dict:
     return meta
 
 
+def verify(path: str, meta: dict) -> None:
+    """The open-time checks of ``uer.data.dataset_check``: meta.json's structure, every shard's file
+    sizes and index rows (see that module)."""
+    from uer.data import dataset_check
+    meta_path = os.path.join(path, META_FILE)
+    dataset_check.check_meta(meta, meta_path)
+    columns = 2 * len(meta["streams"]) + len(meta["fields"])
+    processor = _processor_class(meta.get("processor"))
+    label_classes = getattr(processor, "label_classes", 0)
+    longest = [0] * len(meta["streams"])
+    for shard in meta["shards"]:
+        dataset_check.check_shard_files(path, meta, shard, columns)
+        name = os.path.join(path, shard["name"] + ".index.bin")
+        index = np.memmap(name, dtype=np.int64, mode="r").reshape(-1, columns) if shard["instances"] \
+            else np.zeros((0, columns), np.int64)
+        found = dataset_check.check_index(path, meta, shard, index, label_classes)
+        longest = [max(a, b) for a, b in zip(longest, found)]
+        del index
+    dataset_check.check_lengths(meta_path, meta, longest, getattr(processor, "extra_tokens", 0))
+
+
+def _processor_class(name):
+    """The processor that built the dataset (its ``label_classes``, ``extra_tokens``), or None."""
+    from uer.data.processors import PROCESSORS
+    return PROCESSORS.get(name) if isinstance(name, str) and name in PROCESSORS.names() else None
+
+
 class IndexedDataset:
     """Random access to the instances of a dataset directory."""
 
     def __init__(self, path: str):
         self.path = path
         self.meta = read_meta(path)
+        verify(path, self.meta)
         self.streams: List[str] = self.meta["streams"]
         self.fields: List[str] = self.meta["fields"]
         self.dtype = np.dtype(self.meta["token_dtype"])

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from uer.data.dataset import META_FILE, DatasetWriter
 from uer.data.processors import Doc, Instance, Processor, build_processor
+from uer.data.text_files import open_text
 from uer.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -139,22 +140,14 @@ def _check_dataset_path(dataset_path: str) -> None:
 # -- reading ------------------------------------------------------------------------------------
 def _read_lines(path: str, progress: Callable[[int], None]) -> Iterator[Tuple[int, str]]:
     """(line number, text without line ending); progress gets the bytes read, in batches."""
-    pending = 0
-    with open(path, "rb") as f:
-        for line_no, raw in enumerate(f, 1):
-            pending += len(raw)
-            if pending >= _PROGRESS_EVERY_BYTES:
-                progress(pending)
-                pending = 0
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}, line {line_no}: not valid UTF-8 ({e.reason} at byte "
-                                f"{e.start}); convert the corpus to UTF-8") from None
-            if line_no == 1:
-                text = text.lstrip("\ufeff")   # a BOM is not text
-            yield line_no, text.rstrip("\r\n")
-    progress(pending)
+    reported = 0
+    with open_text(path, f"--corpus_path {path}") as f:
+        for text in f:
+            if f.offset - reported >= _PROGRESS_EVERY_BYTES:
+                progress(f.offset - reported)
+                reported = f.offset
+            yield f.line, text.rstrip("\r\n")
+        progress(f.offset - reported)
 
 
 def _read_documents(lines: Iterator[Tuple[int, str]], corpus_format: str) -> Iterator[Doc]:

@@ -4,6 +4,7 @@ import os
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 from uer.errors import DataError
+from uer.data.text_files import open_text
 
 
 def read_tsv(path: str, required: Sequence[str], optional: Sequence[str] = (),
@@ -12,7 +13,7 @@ def read_tsv(path: str, required: Sequence[str], optional: Sequence[str] = (),
     where = f"{flag} {path}".strip()
     if not os.path.isfile(path):
         raise DataError(f"{where} does not exist")
-    with open(path, encoding="utf-8") as f:
+    with open_text(path, where) as f:
         header_line = f.readline()
         if not header_line.strip():
             raise DataError(f"{where} is empty; expected a header line such as 'label\\ttext_a'")

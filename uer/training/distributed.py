@@ -77,3 +77,16 @@ def gather(obj) -> List:
 def barrier() -> None:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def shutdown() -> None:
+    """End a successful run of a launched command: wait for every rank, then tear the process group
+    down.  Without this a rank that finishes first (rank 0 still writing reports) exits with its
+    gloo/nccl group alive, and the group's threads being destroyed at interpreter exit abort the
+    process ("terminate called without an active exception", SIGABRT), so the launcher reports a
+    failure after a run that succeeded.  A failed run does not come here: its peers may never
+    reach the barrier, and the launcher stops them."""
+    if not dist.is_initialized():
+        return
+    barrier()
+    dist.destroy_process_group()

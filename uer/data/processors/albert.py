@@ -23,6 +23,7 @@ from uer.registry import PROCESSORS
 class AlbertProcessor(Processor):
     name = "albert"
     fields = ("seg_a_len", "label")
+    label_classes = 2
     corpus_format = "documents"
 
     def tokenize(self, docs, tokenizer) -> List[Document]:

@@ -42,6 +42,10 @@ class Processor:
 
     name: ClassVar[str] = ""
     fields: ClassVar[Tuple[str, ...]] = ()
+    # Values of the "label" field (NSP/SOP: 2), checked when a dataset is opened; 0: not fixed.
+    label_classes: ClassVar[int] = 0
+    # Tokens an instance may hold beyond seq_length (lm: one, for the shifted target).
+    extra_tokens: ClassVar[int] = 0
     # "documents": one sentence per line, documents separated by blank lines;
     # "lines": one document (or labelled example) per line.
     corpus_format: ClassVar[str] = "lines"

@@ -34,6 +34,7 @@ def tokenize_sentences(docs: List[Doc], tokenizer) -> List[Document]:
 class BertProcessor(Processor):
     name = "bert"
     fields = ("seg_a_len", "label")
+    label_classes = 2
     corpus_format = "documents"
 
     def tokenize(self, docs: List[Doc], tokenizer) -> List[Document]:

@@ -20,6 +20,7 @@ class LmProcessor(Processor):
     fields = ()
     corpus_format = "lines"
     specials = ("cls", "sep", "pad", "unk")
+    extra_tokens = 1
 
     @property
     def sequential(self) -> bool:

@@ -1,0 +1,51 @@
+"""Refusing a model that cannot be allocated before trying: ``hidden_size 1e9`` or ``layers_num 1e7``
+would otherwise end in an out-of-memory kill or a C++ allocation error many minutes later.  The
+parameter count is estimated from the config alone (embeddings + one encoder layer's matrices times
+the layers), which is within a few percent for every encoder here."""
+
+import os
+
+from uer.config import ModelConfig
+from uer.errors import ConfigError
+
+
+def estimated_parameters(config: ModelConfig) -> int:
+    c = config
+    head_width = c.attention_head_size * c.heads_num if c.attention_head_size else c.hidden_size
+    embeddings = (c.vocab_size + c.max_seq_length + 3) * c.emb_size
+    if c.emb_size != c.hidden_size:
+        embeddings += c.emb_size * c.hidden_size
+    ff_matrices = 3 if c.feed_forward == "gated" else 2
+    layer = 4 * c.hidden_size * head_width + ff_matrices * c.hidden_size * c.feedforward_size
+    layers = 1 if c.parameter_sharing else c.layers_num
+    return int(embeddings + layers * layer)
+
+
+def physical_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_fits_in_memory(config: ModelConfig) -> None:
+    """Refuse when the fp32 weights alone exceed this machine's memory (unknown memory: no check).
+    Under ``deepspeed.zero.Init`` the weights are partitioned and may be offloaded, so no check."""
+    if partitioned_construction_active():
+        return
+    memory = physical_memory_bytes()
+    count = estimated_parameters(config)
+    if memory and count * 4 > memory:
+        raise ConfigError(f"the model config describes about {count / 1e9:.3g} billion parameters "
+                          f"({count * 4 / 2**30:.3g} GiB in fp32), more than this machine's "
+                          f"{memory / 2**30:.3g} GiB of memory; check hidden_size ({config.hidden_size}), "
+                          f"feedforward_size ({config.feedforward_size}), layers_num ({config.layers_num}) and "
+                          "vocab_size, or build it partitioned under DeepSpeed ZeRO-3")
+
+
+def partitioned_construction_active() -> bool:
+    import sys
+    if "deepspeed" not in sys.modules:
+        return False
+    from deepspeed.runtime.zero import partition_parameters
+    return partition_parameters.top_level_context is not None
