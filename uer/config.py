@@ -14,9 +14,10 @@ import os
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from uer.errors import ConfigError
+from uer.data.text_files import open_text
 
 HIDDEN_ACTS = ("gelu", "gelu_fast", "gelu_new", "relu", "silu", "swish", "tanh")
 MASK_KINDS = ("fully_visible", "causal", "causal_with_prefix")
@@ -111,7 +112,8 @@ class ModelConfig:
     enhanced_mask_decoder: bool = False   # DeBERTa EMD: absolute positions + the last layer re-run for mlm
     emd_layers_num: int = 2               # passes of the last layer in the enhanced mask decoder
     # --- composite pretrainers -------------------------------------------------------------------
-    pretrainer: str = ""             # "" (the targets above) | "electra" (generator + discriminator)
+    pretrainer: str = ""             # a PRETRAINERS name: "" (the targets above) | "electra" (generator +
+                                     # discriminator); uer.models.pretrained.backbone_config: what tasks keep
     rtd: RtdConfig = field(default_factory=RtdConfig)
 
     # --- derived ---------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ def _read_file(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} does not exist (--config_path); the shipped configs "
                           "are under models/, e.g. models/bert/base.json")
-    with open(path, encoding="utf-8") as f:
+    with open_text(path, f"config file {path}") as f:
         text = f.read()
     if path.endswith((".yaml", ".yml")):
         import yaml
@@ -305,17 +307,27 @@ def _choice(source: str, key: str, value: str, choices) -> None:
         raise ConfigError(f"{source}, key '{key}': '{value}' is not one of {', '.join(choices)}")
 
 
-def validate(config: ModelConfig, source: str = "<config>") -> None:
-    # Registries are filled by importing the module packages.
-    import uer.modules  # noqa: F401  (registers embeddings, encoders, targets)
-    from uer.registry import EMBEDDINGS, ENCODERS, TARGETS
+# Checks that need the modules themselves (their registries: embedding, encoder, target and
+# pretrainer names, a pretrainer's own section) are registered by the code that owns those modules
+# (uer.models, when it is imported), so that this file describes modules without importing them.
+Validator = Callable[[ModelConfig, str], None]
+_VALIDATORS: List[Validator] = []
 
+
+def register_validator(check: Validator) -> Validator:
+    """Run ``check(config, source)`` in every ``validate`` (it raises ConfigError); a decorator."""
+    if check not in _VALIDATORS:
+        _VALIDATORS.append(check)
+    return check
+
+
+def validate(config: ModelConfig, source: str = "<config>") -> None:
+    """Schema-level checks, after the registered module checks (module names first: a typo in
+    "encoder" is reported as such, not as one of its consequences).  The module checks run only
+    where the modules are imported — every entry point that builds a model imports them."""
     c = config
-    for name in c.embedding:
-        EMBEDDINGS.get(name, where=f"{source}, key 'embedding'")
-    ENCODERS.get(c.encoder, where=f"{source}, key 'encoder'")
-    for name in c.target:
-        TARGETS.get(name, where=f"{source}, key 'target'")
+    for check in _VALIDATORS:
+        check(c, source)
     if not c.embedding or "word" not in c.embedding:
         raise ConfigError(f"{source}, key 'embedding': must include \"word\", got {c.embedding}")
     if not c.target:
@@ -335,6 +347,9 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     for key in ("dropout", "attention_dropout", "layernorm_eps"):
         if not math.isfinite(getattr(c, key)):
             raise ConfigError(f"{source}, key '{key}': must be a finite number, got {getattr(c, key)}")
+    if c.layernorm_eps <= 0:
+        raise ConfigError(f"{source}, key 'layernorm_eps': must be > 0 (it keeps the normalisation from dividing "
+                          f"by zero; BERT uses 1e-12, UER-py 1e-6), got {c.layernorm_eps}")
     if c.vocab_size < 0:
         raise ConfigError(f"{source}, key 'vocab_size': must be ≥ 0 (0 = from the vocabulary)")
     if c.attention_head_size == 0 and c.hidden_size % c.heads_num:
@@ -367,14 +382,8 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     if c.enhanced_mask_decoder and "mlm" not in c.target:
         raise ConfigError(f"{source}, key 'enhanced_mask_decoder': the enhanced mask decoder feeds the 'mlm' "
                           f"target, got target {c.target}; add \"mlm\" or set \"enhanced_mask_decoder\": false")
-    if c.enhanced_mask_decoder and c.pretrainer and c.rtd.generator != "joint":
-        raise ConfigError(f"{source}, key 'enhanced_mask_decoder': in a composite pretrainer it applies to the "
-                          f"generator trained alongside (rtd.generator \"joint\"), got \"{c.rtd.generator}\"; "
-                          "set \"enhanced_mask_decoder\": false (a frozen generator's own config decides)")
     if c.labels_num < 2 and "cls" in c.target:
         raise ConfigError(f"{source}, key 'labels_num': a classifier needs at least 2 labels")
-    if c.pretrainer:
-        _validate_rtd(c, source)
     m = c.masking
     for key in ("mask_prob", "replace_mask", "replace_random", "span_geo_prob"):
         if not math.isfinite(getattr(m, key)):
@@ -387,59 +396,6 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     if m.span_masking and not (0.0 < m.span_geo_prob <= 1.0 and m.span_max_length >= 1):
         raise ConfigError(f"{source}, keys 'masking.span_geo_prob'/'span_max_length': need 0 < p ≤ 1 and "
                           "max length ≥ 1")
-
-
-NETWORK_GENERATORS = ("joint", "frozen")     # generators with an MLM network (and a temperature)
-
-
-def _validate_rtd(c: ModelConfig, source: str) -> None:
-    # The parts are registries in uer/models/electra.py: a new generator or corruption course is
-    # valid here as soon as it is registered there.
-    from uer.models.electra import CORRUPTIONS, GENERATORS, SHARING, TEMPERATURE_SCHEDULES
-    _choice(source, "pretrainer", c.pretrainer, ("electra",))
-    r = c.rtd
-    _choice(source, "rtd.generator", r.generator, GENERATORS.names())
-    _choice(source, "rtd.corruption", r.corruption, CORRUPTIONS.names())
-    _choice(source, "rtd.embedding_sharing", r.embedding_sharing, SHARING.names())
-    _choice(source, "rtd.temperature_schedule", r.temperature_schedule,
-            ("constant",) + TEMPERATURE_SCHEDULES.names())
-    if r.temperature_schedule != "constant":
-        if not (r.temperature_start > 0 and r.temperature_end > 0 and math.isfinite(r.temperature_start)
-                and math.isfinite(r.temperature_end)):
-            raise ConfigError(f"{source}, keys 'rtd.temperature_start'/'temperature_end': must be finite and > 0, "
-                              f"got {r.temperature_start}, {r.temperature_end}")
-        if r.temperature_steps <= 0:
-            raise ConfigError(f"{source}, key 'rtd.temperature_steps': the \"{r.temperature_schedule}\" schedule "
-                              f"needs its length in optimizer steps (> 0), got {r.temperature_steps}")
-    if r.generator == "frozen" and r.embedding_sharing != "none":
-        raise ConfigError(f"{source}, key 'rtd.embedding_sharing': a frozen generator is never trained, so "
-                          f"\"{r.embedding_sharing}\" would freeze (shared) or pin (gdes) the discriminator's "
-                          "embeddings to it; use \"none\"")
-    if r.generator != "frozen" and (r.generator_checkpoint or r.generator_config):
-        raise ConfigError(f"{source}, keys 'rtd.generator_checkpoint'/'generator_config': only used by "
-                          f"rtd.generator \"frozen\", but the generator is \"{r.generator}\"; remove them or "
-                          "set \"generator\": \"frozen\"")
-    if sorted(c.target) != ["mlm", "rtd"]:
-        raise ConfigError(f"{source}, key 'target': the electra pretrainer trains [\"mlm\", \"rtd\"] (generator "
-                          f"MLM + discriminator replaced-token detection), got {c.target}")
-    if not 0.0 < r.generator_size_multiplier <= 1.0:
-        raise ConfigError(f"{source}, key 'rtd.generator_size_multiplier': must be in (0, 1], "
-                          f"got {r.generator_size_multiplier}")
-    if r.generator_layers_num < 0 or r.temperature <= 0 or r.gen_weight < 0 or r.disc_weight <= 0:
-        raise ConfigError(f"{source}, 'rtd': generator_layers_num ≥ 0, temperature > 0, gen_weight ≥ 0 and "
-                          "disc_weight > 0 are required")
-    if r.generator == "random" and (c.masking.replace_random != 1.0 or c.masking.replace_mask != 0.0):
-        raise ConfigError(f"{source}: rtd.generator \"random\" replaces every selected token with a random one "
-                          "in the collator; set \"masking\": {\"replace_mask\": 0.0, \"replace_random\": 1.0}")
-    if r.generator not in NETWORK_GENERATORS and r.embedding_sharing != "none":
-        raise ConfigError(f"{source}: rtd.embedding_sharing \"{r.embedding_sharing}\" needs a generator network "
-                          "(rtd.generator \"joint\"); use \"none\" with statistical generators")
-    if r.generator == "joint":
-        heads = max(1, round(c.heads_num * r.generator_size_multiplier))
-        if round(c.hidden_size * r.generator_size_multiplier) % heads:
-            raise ConfigError(f"{source}, key 'rtd.generator_size_multiplier': the generator's hidden size "
-                              f"{round(c.hidden_size * r.generator_size_multiplier)} is not divisible by its "
-                              f"{heads} heads; choose a multiplier such as 1/4 or 1/3 that keeps them whole")
 
 
 def _divisor_hint(hidden: int, heads: int) -> int:

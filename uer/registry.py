@@ -41,7 +41,7 @@ class Registry:
         return self.get(name)(*args, **kwargs)
 
     def unknown_message(self, name: str, where: Optional[str] = None) -> str:
-        valid = ", ".join(sorted(self._entries)) or "(none registered)"
+        valid = ", ".join(n or '""' for n in sorted(self._entries)) or "(none registered)"   # "": a default
         close = difflib.get_close_matches(str(name), list(self._entries), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         place = f" ({where})" if where else ""
@@ -67,3 +67,5 @@ TOKENIZERS = Registry("tokenizer")
 PROCESSORS = Registry("data processor")
 SCHEDULERS = Registry("scheduler")
 TASKS = Registry("task")
+HEADS = Registry("head")                 # task heads: one task model = backbone + head (uer.tasks.heads)
+PRETRAINERS = Registry("pretrainer")     # plain model, ELECTRA family, later encoder-decoder composites

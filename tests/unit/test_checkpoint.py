@@ -214,7 +214,9 @@ def test_metrics_log_fresh_run_truncates(tmp_path):
     path = str(tmp_path / "logs" / "m.jsonl")
     log = MetricsLog(path)
     log.write({"step": 1, "loss": 2.0})
-    MetricsLog(path).write({"step": 1, "loss": 3.0})
+    again = MetricsLog(path)
+    assert lines(path) == [{"step": 1, "loss": 2.0}]      # a run that never reports leaves the log alone
+    again.write({"step": 1, "loss": 3.0})
     assert lines(path) == [{"step": 1, "loss": 3.0}]
 
 
@@ -223,13 +225,13 @@ def test_metrics_log_resume_drops_later_lines_and_a_cut_last_line(tmp_path):
     path.write_text("".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n" for s in (10, 20, 30, 40))
                     + '{"step": 50, "lo')
     log = MetricsLog(str(path), resume_step=20)
-    assert [r["step"] for r in lines(path)] == [10, 20]
+    assert path.read_text().endswith('{"step": 50, "lo')      # untouched until the first record
     log.write({"step": 30, "loss": 0.5})
     assert [r["step"] for r in lines(path)] == [10, 20, 30]
     # Resuming past every line keeps them all but still drops the cut one.
     path.write_text('{"step": 10}\n{"step": 20}\n{"st')
-    MetricsLog(str(path), resume_step=1000)
-    assert lines(path) == [{"step": 10}, {"step": 20}]
+    MetricsLog(str(path), resume_step=1000).write({"step": 1001})
+    assert lines(path) == [{"step": 10}, {"step": 20}, {"step": 1001}]
 
 
 def test_metrics_log_resume_after_a_line_without_newline(tmp_path):

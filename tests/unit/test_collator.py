@@ -224,3 +224,31 @@ def test_batch_order_does_not_matter():
     for k in ("src", "seg", "mlm_positions", "mlm_labels", "sp_labels"):
         assert torch.equal(shuffled[k], forward[k][perm]), k
     assert torch.equal(shuffled["tokens"], forward["tokens"])
+
+
+def test_a_target_declares_its_own_fields_and_collate_step():
+    """A new target needs no collator edit: its declaration is checked and its step runs."""
+    from torch import nn
+
+    from uer.registry import TARGETS
+    from uer.targets.batch_fields import BatchFields
+
+    class LengthTarget(BatchFields, nn.Module):
+        instance_fields = ("seg_a_len",)
+        instance_fields_hint = "bert"
+
+        @staticmethod
+        def collate(state):
+            state.out["length_labels"] = torch.from_numpy((state.seg > 0).sum(1))
+
+    TARGETS.register("length_for_test")(LengthTarget)
+    try:
+        rng = np.random.default_rng(0)
+        items = [bert_instance(rng, 3, 4), bert_instance(rng, 5, 1)]
+        out = collator(("mlm", "length_for_test"))(items, [0, 1], epoch=0)
+        assert out["length_labels"].tolist() == [10, 9] and "mlm_labels" in out
+        with pytest.raises(ConfigError, match=r"target 'length_for_test' needs instances with a 'seg_a_len' "
+                                              r"field.*\(bert\)"):
+            collator(("length_for_test",), fields=["label"])
+    finally:
+        TARGETS._entries.pop("length_for_test")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+import uer.modules  # noqa: F401  (module-name checks: registered by the modules, as the CLIs import them)
 from uer.config import (MaskingConfig, ModelConfig, config_from_dict, load_config, normalize_legacy,
                         save_config, validate)
 from uer.errors import ConfigError

@@ -119,7 +119,7 @@ def uer_outputs(model, kind, targets, src, seg, positions):
             hidden = model.encoder(model.embedding(src, seg), seg)
             out = {"hidden": hidden}
             if kind == "classifier":
-                out["logits"] = model.head(hidden, seg)
+                out["logits"] = model.head(hidden, {"seg": seg})
             else:
                 out["pooler"] = torch.tanh(model.head.linear_1(hidden[:, 0]))
             return out

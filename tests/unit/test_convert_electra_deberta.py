@@ -105,7 +105,7 @@ def uer_outputs(model, kind, targets, src, seg, positions):
         hidden = model.encoder(model.embedding(src, seg), seg)
         out = {"hidden": hidden}
         if kind == "classifier":
-            out["logits"] = model.head(hidden, seg)
+            out["logits"] = model.head(hidden, {"seg": seg})
         if "mlm" in targets:
             out["mlm"] = model.target.mlm.logits(hidden, positions)
         if "rtd" in targets:

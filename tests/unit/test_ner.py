@@ -12,6 +12,8 @@ from uer.data.tokenizers import BertTokenizer
 from uer.data.vocab import Vocab
 from uer.errors import ConfigError, DataError
 from uer.tasks.metrics import bio_entities, entity_metrics
+from types import SimpleNamespace
+from uer.tasks.base import TaskData
 from uer.tasks.tagging import IGNORE, Tagger, TaggingCollator, TaggingTask, label2id_from_tags, read_label2id
 
 VOCAB = Vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "北", "京", "在", "中", "国", "bei", "##jing", "a"])
@@ -30,7 +32,7 @@ def write(path, rows, header="text_a\tlabel"):
 
 def test_characters_map_to_ids_and_cls_label_is_ignored(tmp_path):
     path = write(tmp_path / "t.tsv", ["北 京 在 中 国\tB-LOC I-LOC O B-LOC I-LOC"])
-    [ex] = TaggingTask(TOKENIZER, 16, dict(L2I), "test").read(path, "--train_path", with_labels=True)
+    [ex] = TaggingTask(TOKENIZER, 16, dict(L2I), "test").read(path, "train")
     assert ex["src"].tolist() == [2, 5, 6, 7, 8, 9]
     assert ex["label"].tolist() == [IGNORE, 1, 2, 0, 1, 2]
     assert ex["heads"].tolist() == [1, 2, 3, 4, 5] and ex["tokens_num"] == 5
@@ -39,7 +41,7 @@ def test_characters_map_to_ids_and_cls_label_is_ignored(tmp_path):
 def test_multi_piece_token_labels_its_first_piece_only_and_unknown_becomes_unk(tmp_path):
     # "Beijing" is not in the vocabulary: the tokenizer splits it into bei ##jing; "东" is unknown.
     path = write(tmp_path / "t.tsv", ["在 Beijing 东 a\tO B-LOC B-LOC O"])
-    [ex] = TaggingTask(TOKENIZER, 16, dict(L2I), "test").read(path, "--train_path", with_labels=True)
+    [ex] = TaggingTask(TOKENIZER, 16, dict(L2I), "test").read(path, "train")
     assert ex["src"].tolist() == [2, 7, 10, 11, 1, 12]
     assert ex["label"].tolist() == [IGNORE, 0, 1, IGNORE, 1, 0]
     assert ex["heads"].tolist() == [1, 2, 4, 5]
@@ -48,17 +50,17 @@ def test_multi_piece_token_labels_its_first_piece_only_and_unknown_becomes_unk(t
 def test_truncation_keeps_whole_prefix_and_predictions_pad_with_o(tmp_path):
     path = write(tmp_path / "t.tsv", ["北 京 在 中 国\tB-LOC I-LOC O B-LOC I-LOC"])
     task = TaggingTask(TOKENIZER, 4, dict(L2I), "test")
-    [ex] = task.read(path, "--dev_path", with_labels=True)
+    [ex] = task.read(path, "dev")
     assert ex["src"].tolist() == [2, 5, 6, 7] and ex["label"].tolist() == [IGNORE, 1, 2, 0]
     logits = np.zeros((1, 8, 3))
     logits[0, [1, 2, 3], [1, 2, 1]] = 5.0
-    assert task.format_predictions(logits, False, False, examples=[ex]) == ["B-LOC I-LOC B-LOC O O"]
+    assert task.prediction_lines(TaskData([ex]), logits) == ["B-LOC I-LOC B-LOC O O"]
 
 
 def test_token_and_tag_counts_must_agree(tmp_path):
     path = write(tmp_path / "t.tsv", ["北 京\tB-LOC I-LOC", "北 京 在\tB-LOC I-LOC"])
     with pytest.raises(DataError, match=r"t.tsv line 3: 3 tokens in text_a but 2 tags"):
-        TaggingTask(TOKENIZER, 16, dict(L2I), "x").read(path, "--train_path", with_labels=True)
+        TaggingTask(TOKENIZER, 16, dict(L2I), "x").read(path, "train")
 
 
 def test_unknown_tag_names_the_tag_and_the_label2id_file(tmp_path):
@@ -68,25 +70,25 @@ def test_unknown_tag_names_the_tag_and_the_label2id_file(tmp_path):
     task = TaggingTask.from_args(TOKENIZER, args, {})
     path = write(tmp_path / "t.tsv", ["北 京\tB-PER I-PER"])
     with pytest.raises(DataError, match=r"line 2: tag 'B-PER' is not in --label2id_path .*label2id.json"):
-        task.read(path, "--dev_path", with_labels=True)
+        task.read(path, "dev")
 
 
 def test_label2id_built_from_train_with_o_first_then_checked_on_dev(tmp_path):
     task = TaggingTask(TOKENIZER, 16)
-    task.read(write(tmp_path / "train.tsv", ["北 京 在\tI-LOC B-LOC O"]), "--train_path", with_labels=True)
+    task.read(write(tmp_path / "train.tsv", ["北 京 在\tI-LOC B-LOC O"]), "train")
     assert task.label2id == {"O": 0, "B-LOC": 1, "I-LOC": 2} == label2id_from_tags(["I-LOC", "B-LOC"])
-    assert task.info() == {"label2id": task.label2id} and task.labels_num([]) == 3
+    assert task.info() == {"label2id": task.label2id} and (task.prepare(TaskData([]), config := SimpleNamespace()) or config.labels_num) == 3
     with pytest.raises(DataError, match=r"tag 'B-ORG' is not in the tags of --train_path .*train.tsv"):
-        task.read(write(tmp_path / "dev.tsv", ["北\tB-ORG"]), "--dev_path", with_labels=True)
+        task.read(write(tmp_path / "dev.tsv", ["北\tB-ORG"]), "dev")
 
 
 def test_unlabelled_file_and_missing_label_column(tmp_path):
     path = write(tmp_path / "t.tsv", ["北 京"], header="text_a")
     task = TaggingTask(TOKENIZER, 16, dict(L2I), "x")
-    [ex] = task.read(path, "--test_path", with_labels=False)
+    [ex] = task.read(path, "infer")
     assert "label" not in ex and ex["tokens_num"] == 2
     with pytest.raises(DataError, match="lacks column"):
-        task.read(path, "--train_path", with_labels=True)
+        task.read(path, "train")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -164,7 +166,8 @@ def test_task_metrics_read_labelled_positions_only():
     task = TaggingTask(TOKENIZER, 16, dict(L2I), "x")
     labels = [np.array([IGNORE, 1, IGNORE, 2, 0])]
     predictions = [[2, 1, 0, 2, 0, 1, 1, 1]]       # [CLS], the extra piece and padding are ignored
-    m = task.metrics(labels, predictions)
+    logits = np.eye(3)[np.asarray(predictions)]
+    m = task.evaluate(TaskData([{"label": label} for label in labels]), logits)
     assert m["f1"] == 1.0 and m["accuracy"] == 1.0
 
 
@@ -173,9 +176,9 @@ def test_inference_without_label_names_or_with_the_wrong_count_is_refused():
                                "hidden_size": 16, "feedforward_size": 32, "heads_num": 2, "layers_num": 1,
                                "max_seq_length": 16, "labels_num": 5})
     with pytest.raises(ConfigError, match="pass --label2id_path"):
-        TaggingTask(TOKENIZER, 16).build_model(config)
+        TaggingTask(TOKENIZER, 16).check_model(config)
     with pytest.raises(ConfigError, match="has 3 tags but the model has labels_num 5"):
-        TaggingTask(TOKENIZER, 16, dict(L2I), "--label2id_path l.json").build_model(config)
+        TaggingTask(TOKENIZER, 16, dict(L2I), "--label2id_path l.json").check_model(config)
 
 
 def test_a_given_label2id_must_equal_the_saved_one(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from uer.data.tokenizers import SpaceTokenizer
 from uer.data.vocab import Vocab
 from uer.errors import DataError
-from uer.tasks.classification import ClassificationCollator, ClassificationTask, encode_pair
+from uer.tasks.classification import ClassificationCollator, ClassificationTask, encode_pair, format_predictions
 from uer.tasks.metrics import classification_metrics
 
 VOCAB = Vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(20)])
@@ -43,7 +43,7 @@ def test_collator_segments_and_labels():
 def test_reader_columns_in_any_order_and_blank_lines(tmp_path):
     path = tmp_path / "d.tsv"
     path.write_text("text_b\tlabel\ttext_a\nw1\t1\tw2 w3\n\nw4\t0\tw5\n", encoding="utf-8")
-    examples = ClassificationTask(TOKENIZER, 16).read(str(path), "--train_path", with_labels=True)
+    examples = ClassificationTask(TOKENIZER, 16).read(str(path), "train")
     assert [e["label"] for e in examples] == [1, 0]
     assert list(examples[0]["src"]) == [2, 7, 8, 3, 6, 3]
 
@@ -51,17 +51,38 @@ def test_reader_columns_in_any_order_and_blank_lines(tmp_path):
 def test_reader_without_labels_for_inference_and_unknown_label(tmp_path):
     path = tmp_path / "d.tsv"
     path.write_text("text_a\nw1 w2\n", encoding="utf-8")
-    assert len(ClassificationTask(TOKENIZER, 16).read(str(path), "--test_path", with_labels=False)) == 1
+    assert len(ClassificationTask(TOKENIZER, 16).read(str(path), "infer")) == 1
     with pytest.raises(DataError, match="lacks column"):
-        ClassificationTask(TOKENIZER, 16).read(str(path), "--test_path", with_labels=True)
+        ClassificationTask(TOKENIZER, 16).read(str(path), "test")
     labelled = tmp_path / "l.tsv"
     labelled.write_text("label\ttext_a\n0\tw1\n3\tw2\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"line 3: label 3 is outside 0\.\.1"):
-        ClassificationTask(TOKENIZER, 16).read(str(labelled), "--dev_path", with_labels=True, labels_num=2)
+        ClassificationTask(TOKENIZER, 16, labels_num=2).read(str(labelled), "dev")
 
 
 def test_prediction_lines():
-    lines = ClassificationTask.format_predictions(np.array([[0.0, 2.0], [1.0, -1.0]]), True, True)
+    lines = format_predictions(np.array([[0.0, 2.0], [1.0, -1.0]]), True, True)
     assert lines[0] == "label\tlogits\tprob"
     assert lines[1].split("\t")[0] == "1" and lines[2].split("\t")[0] == "0"
     assert sum(map(float, lines[1].split("\t")[2].split())) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_classification_logs_the_confusion_matrix_and_per_class_scores():
+    from uer.tasks.base import TaskData
+    data = TaskData([{"label": 0}, {"label": 1}, {"label": 1}], split="dev")
+    outputs = np.array([[2.0, 0.0], [3.0, 0.0], [0.0, 1.0]])
+    lines = ClassificationTask(TOKENIZER, 16).log_details(data, outputs)
+    text = "\n".join(lines)
+    assert [int(v) for v in lines[2].split()] == [0, 1, 0] and [int(v) for v in lines[3].split()] == [1, 1, 1]
+    assert "0.5000" in lines[-1] and lines[-1].split()[-1] == "2"     # class 1: recall 1/2, support 2
+
+
+def test_dbqa_ranks_each_questions_candidates_by_the_positive_probability():
+    from uer.tasks.base import TaskData
+    from uer.tasks.dbqa import DbqaTask
+    data = TaskData([{"qid": "a", "label": 0}, {"qid": "a", "label": 1}, {"qid": "b", "label": 1},
+                     {"qid": "b", "label": 0}, {"qid": "c", "label": 0}], split="dev")
+    outputs = np.array([[0.0, 2.0], [0.0, 1.0], [0.0, 3.0], [0.0, -1.0], [0.0, 0.0]])
+    scores = DbqaTask(TOKENIZER, 16).evaluate(data, outputs)
+    # a: the positive is ranked 2nd -> AP 1/2, RR 1/2; b: ranked 1st -> 1, 1; c has no positive: skipped
+    assert scores["map"] == pytest.approx(0.75) and scores["mrr"] == pytest.approx(0.75)

@@ -24,6 +24,7 @@ from typing import Iterable, List, Optional, Tuple
 
 from uer.data.vocab import BERT_SPECIALS, SPM_WORD_START, WORDPIECE_PREFIX, Vocab
 from uer.cli.common import cli_entry, str_to_bool
+from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.utils import atomic_path
 from uer.errors import DataError
 
@@ -215,6 +216,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 def main(argv: Optional[List[str]] = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
+    refuse_outputs_over_inputs(args, [Output("vocab_path"), Output("spm_model_path")])
     _check_args(parser, args)
     corpus_desc = ", ".join(args.corpus_path)
 

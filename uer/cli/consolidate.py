@@ -16,6 +16,7 @@ from typing import List, Optional
 import torch
 
 from uer.cli.common import cli_entry
+from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.config import load_config
 from uer.errors import ConfigError
 from uer.models import build_model
@@ -51,6 +52,7 @@ def default_paths(directory: str, tag: str):
 def main(argv: Optional[List[str]] = None) -> str:
     from uer.training.engines.deepspeed_engine import read_deepspeed_weights, split_checkpoint_path
     args = build_parser().parse_args(argv)
+    refuse_outputs_over_inputs(args, [Output("output_model_path")])
     directory, tag = split_checkpoint_path(args.input_path)
     if tag is None:
         with open(os.path.join(directory, "latest"), encoding="utf-8") as f:
@@ -60,6 +62,9 @@ def main(argv: Optional[List[str]] = None) -> str:
     if output is None:
         raise ConfigError(f"cannot derive an output name from {args.input_path}; give --output_model_path")
     config_path = args.config_path or config_path
+    args.output_model_path = output       # derived from the checkpoint's name: check it too
+    refuse_outputs_over_inputs(args, [Output("output_model_path")],
+                               {"the run's config": config_path if config_path != "none" else None})
     state = read_deepspeed_weights(directory, tag)
     if config_path and config_path != "none":
         if not os.path.isfile(config_path):

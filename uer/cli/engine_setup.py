@@ -3,16 +3,13 @@ process group, reconciling a DeepSpeed config with the flags, building the model
 ZeRO-3) and handing it to the chosen engine."""
 
 import argparse
-import contextlib
 import logging
 from typing import Callable, List, Optional
 
 from uer.errors import ConfigError
-from uer.partitioned import has_partitioned_parameters
 from uer.training.device import pick_device
-from uer.training.engines import ENGINES, LocalEngine
-from uer.training.optim import build_optimizer, parameter_groups
-from uer.training.schedules import build_scheduler
+from uer.training.engine_factory import EngineFactory, OptimizerSettings
+from uer.training.engines import ENGINES
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -75,37 +72,21 @@ def _quiet_unless_main() -> None:
         logging.getLogger("uer").setLevel(logging.WARNING)
 
 
+def engine_factory(args, given: set) -> EngineFactory:
+    """``setup_engine`` and the optimizer flags in one object for the library's procedures."""
+    device, world_size, ds_config, own_optimizer = setup_engine(args, given)
+    return EngineFactory(args.engine, device, world_size, OptimizerSettings.from_namespace(args), ds_config,
+                         own_optimizer)
+
+
 def model_construction(args, ds_config):
     """Where the model is built: partitioned from the start under ZeRO-3, normally otherwise."""
-    if args.engine != "deepspeed":
-        return contextlib.nullcontext()
-    from uer.training.engines.deepspeed_engine import partitioned_construction
-    return partitioned_construction(ds_config)
+    return EngineFactory(args.engine, None, 1, OptimizerSettings(), ds_config).construction()
 
 
 def build_engine(args, model, device, ds_config, own_optimizer: bool):
     """``args`` carries the optimizer and schedule settings (learning_rate, weight_decay, beta1,
     beta2, adam_epsilon, scheduler, warmup as a fraction of total_steps, poly_power, lr_end_ratio,
     precision, max_grad_norm, accumulation_steps)."""
-    warmup = int(args.warmup * args.total_steps)
-
-    def make_scheduler(optimizer):
-        return build_scheduler(optimizer, args.scheduler, warmup, args.total_steps, args.poly_power,
-                               args.lr_end_ratio)
-
-    if not has_partitioned_parameters(model):     # ZeRO-3 placed the partitions already
-        model.to(device)
-    if args.engine == "deepspeed":
-        from uer.training.engines.deepspeed_engine import DeepSpeedEngine
-        groups = parameter_groups(model, args.weight_decay)
-        optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
-                                    args.adam_epsilon) if own_optimizer else None
-        return DeepSpeedEngine(model, ds_config, groups, optimizer, make_scheduler)
-    optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, (args.beta1, args.beta2),
-                                args.adam_epsilon)
-    if args.engine == "ddp":
-        from uer.training.engines.ddp import DDPEngine
-        return DDPEngine(model, optimizer, make_scheduler(optimizer), device, args.precision,
-                         args.max_grad_norm, args.accumulation_steps)
-    return LocalEngine(model, optimizer, make_scheduler(optimizer), device, args.precision,
-                       args.max_grad_norm, args.accumulation_steps)
+    factory = EngineFactory(args.engine, device, 1, OptimizerSettings.from_namespace(args), ds_config, own_optimizer)
+    return factory.build(model, args.total_steps)

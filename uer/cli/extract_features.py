@@ -22,12 +22,13 @@ import numpy as np
 import torch
 
 from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
+from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.cli.model_args import add_model_override_args, find_config_for, model_overrides, set_vocab_size
-from uer.config import ModelConfig, load_config
+from uer.config import ModelConfig, find_config_beside, load_config
 from uer.errors import ConfigError, DataError
 from uer.layers.pooling import pool
 from uer.models import Model
-from uer.models.pretrained import backbone_source
+from uer.models.pretrained import backbone_config, backbone_source
 from uer.models.weights import load_weights
 from uer.tasks.classification import ClassificationCollator, encode_pair
 from uer.tasks.tsv import read_tsv
@@ -78,7 +79,7 @@ def load_encoder(args: argparse.Namespace, vocab_size: int, vocab_source: str) -
     config = load_config(config_path, model_overrides(args))
     set_vocab_size(config, vocab_size, vocab_source)
     state = backbone_source(config, path)
-    config.pretrainer = ""
+    config = backbone_config(config)       # a composite's discriminator: a plain embedding + encoder
     model = Model(config, with_target=False)
     # Strict for the embedding and encoder; heads (pretraining targets, a classifier, a converted
     # base model's pooler) are reported, not loaded.
@@ -138,6 +139,8 @@ def extract(model: Model, examples: List[dict], collator, pooling: str, batch_si
 
 
 def run(args: argparse.Namespace) -> torch.Tensor:
+    refuse_outputs_over_inputs(args, [Output("prediction_path")],
+                               {"the config beside --load_model_path": find_config_beside(args.load_model_path)})
     if args.batch_size < 1:
         raise ConfigError(f"--batch_size must be ≥ 1, got {args.batch_size}")
     device = pick_device(args.device)

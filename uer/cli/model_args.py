@@ -6,6 +6,7 @@ import dataclasses
 import typing
 from typing import Dict, Optional
 
+import uer.modules  # noqa: F401  (load_config checks module names against the filled registries)
 from uer.cli.common import str_to_bool
 from uer.config import MaskingConfig, ModelConfig, RtdConfig, find_config_beside, load_config
 from uer.errors import ConfigError

@@ -4,6 +4,7 @@ import argparse
 from typing import List, Optional
 
 from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
+from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.registry import PROCESSORS
 
 
@@ -66,6 +67,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from uer.data.preprocess import build_dataset
 
     args = build_parser().parse_args(argv)
+    refuse_outputs_over_inputs(args, [Output("dataset_path", directory=True)])
     PROCESSORS.get(args.data_processor, where="--data_processor")   # fail before loading a vocab
     tokenizer = tokenizer_from_args(args)
     masking = {"whole_word_masking": args.whole_word_masking, "span_masking": args.span_masking,

@@ -3,24 +3,30 @@
 import argparse
 import json
 import logging
+import os
 from typing import List, Optional
 
 
 from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
 from uer.cli.engine_setup import (add_engine_args, build_engine, flags_on_command_line, model_construction,
                                   setup_engine)
+from uer.cli.lora_args import add_lora_args, freeze_prefixes_from_args, lora_config_from_args, setup_lora
 from uer.cli.model_args import add_model_override_args, resolve_model_config, set_vocab_size
+from uer.cli.output_paths import model_output, refuse_outputs_over_inputs
 from uer.config import ModelConfig, save_config
 from uer.data.collator import PretrainCollator
-from uer.data.dataset import IndexedDataset
+from uer.data.dataset import META_FILE, IndexedDataset
+from uer.data.dataset_check import check_preprocess_meta
 from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.errors import ConfigError, DataError
 from uer.models import build_model
+from uer.models.lora import lora_config_path, lora_state_keys, save_lora_config
 from uer.models.weights import load_weights
 from uer.partitioned import full_numel, has_partitioned_parameters
 from uer.training.checkpoint import CheckpointManager
 from uer.training.device import peak_tflops
 from uer.training.metrics import MetricsLog
+from uer.training.run_lock import lock_output
 from uer.training.trainer import Trainer, TrainerConfig
 from uer.utils import atomic_write_text, set_seed
 
@@ -37,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained_model_path", default=None, help="Initialise from these weights.")
     p.add_argument("--resume", nargs="?", const="latest", default=None,
                    help="Continue an interrupted run: the latest <output_model_path>-N.state.pt, or a given state file.")
+    p.add_argument("--overwrite", action="store_true",
+                   help="Start over where an earlier run left checkpoints: they are deleted once this run's "
+                        "first step has succeeded (without it such a place is refused).")
     add_tokenizer_args(p)
     t = p.add_argument_group("training")
     t.add_argument("--total_steps", type=int, default=100000)
@@ -70,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data_processor", default=None, help="Checked against the dataset's processor.")
     add_engine_args(p)
     add_model_override_args(p, masking=True)
+    add_lora_args(p)
     return p
 
 
@@ -84,6 +94,7 @@ def _describe(tok: dict) -> str:
 
 
 def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path: str) -> None:
+    check_preprocess_meta(meta, os.path.join(dataset_path, META_FILE))
     recorded = meta.get("tokenizer", {})
     if recorded.get("fingerprint") and recorded["fingerprint"] != tokenizer.fingerprint():
         here = tokenizer.describe()
@@ -131,9 +142,49 @@ def apply_dataset_masking(config: ModelConfig, meta: dict, args) -> None:
                     setattr(config.masking, key, recorded[key])
 
 
+def check_lora_resume(saved: Optional[dict], now: Optional[dict], path: str) -> None:
+    """A LoRA checkpoint holds only the adapters: resume with the same LoRA settings on the same base."""
+    if saved is None:
+        raise ConfigError(f"--resume: {path} is a full-model checkpoint written without --use_lora; resume "
+                          "without --use_lora")
+    if now is None:
+        raise ConfigError(f"--resume: {path} holds only LoRA adapters; resume with the --use_lora settings it was "
+                          f"written with ({saved['lora']})")
+    if saved["lora"] != now["lora"]:
+        raise ConfigError(f"--resume: {path} was written with LoRA settings {saved['lora']}, now {now['lora']}; "
+                          "resume with the same --lora_* flags (and --seed)")
+    if saved.get("base_model") != now.get("base_model"):
+        raise ConfigError(f"--resume: the adapters of {path} were trained on --pretrained_model_path "
+                          f"{saved.get('base_model')}, now {now.get('base_model')}; pass the same base model")
+    if saved.get("freeze_prefixes") != now.get("freeze_prefixes"):
+        raise ConfigError(f"--resume: {path} was written with --freeze_prefixes {saved.get('freeze_prefixes')}, "
+                          f"now {now.get('freeze_prefixes')}; pass the same")
+
+
+def check_place(args) -> None:
+    """Run under the output lock, before anything is read: refuse a fresh run where an earlier run's
+    checkpoints are (they would be mixed with this run's, or overwritten)."""
+    if args.resume or args.overwrite:
+        return
+    found = CheckpointManager(args.output_model_path).earlier_run_files()
+    if found:
+        shown = ", ".join(os.path.basename(p) for p in found[:4]) + (" ..." if len(found) > 4 else "")
+        raise ConfigError(f"--output_model_path {args.output_model_path}: an earlier run's files are there "
+                          f"({shown}); pass --resume to continue that run, --overwrite to start over (they are "
+                          "deleted once this run has started), or choose another --output_model_path")
+
+
+# What a run writes: the weights, the files beside them (config, metrics, lock ...) and the step checkpoints.
+OUTPUTS = [model_output("output_model_path", step_files=True)]
+
+
 @cli_entry
 def main(argv: Optional[List[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
+    refuse_outputs_over_inputs(args, OUTPUTS)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --output_model_path and --overwrite replaces it; "
+                          "pass one of them")
     given = given_flags(argv)
     if args.fp16:
         args.precision = "fp16"
@@ -143,7 +194,18 @@ def main(argv: Optional[List[str]] = None) -> dict:
             raise ConfigError(f"--{key} must be positive, got {getattr(args, key)}")
     if not 0 <= args.warmup <= 1:
         raise ConfigError(f"--warmup is a fraction of --total_steps in [0, 1], got {args.warmup}")
+    lora, freeze = lora_config_from_args(args), freeze_prefixes_from_args(args)
     device, world_size, ds_config, own_optimizer = setup_engine(args, given)
+    lock = lock_output(args.output_model_path, checks=lambda: check_place(args))
+    try:
+        return pretrain(args, given, lora, freeze, device, world_size, ds_config, own_optimizer)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def pretrain(args, given: set, lora, freeze, device, world_size: int, ds_config, own_optimizer: bool) -> dict:
+    """The run itself, under the output lock."""
     set_seed(args.seed)     # the same on every rank: every rank builds the same initial model
 
     tokenizer = tokenizer_from_args(args)
@@ -163,9 +225,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if has_partitioned_parameters(model):
         logger.info("ZeRO-3: model parameters partitioned across %d processes at construction (zero.Init)",
                     world_size)
-    if args.pretrained_model_path and not args.resume:
+    # With LoRA the frozen base is not in the checkpoints: a resumed run reads it again.
+    if args.pretrained_model_path and (not args.resume or lora is not None):
         load_weights(model, args.pretrained_model_path)
         logger.info("initialised from %s", args.pretrained_model_path)
+    setup_lora(model, lora, freeze, adapter_path=None if args.resume else args.lora_pretrained_model_path,
+               logger=logger)
     # FLOPs per token are linear in the sequence length; measured on the whole model now, since
     # ZeRO-3 leaves each rank only its partition of the parameters.
     flops_0, flops_1 = model.flops_per_token(0, config.masking.mask_prob), \
@@ -176,9 +241,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     collator = PretrainCollator(tokenizer.vocab, config.target, config.masking, args.seed, dataset.fields,
                                 seq_length=int(dataset.meta["seq_length"]), max_length=config.max_seq_length)
     sampler = BatchSampler(len(dataset), args.batch_size, args.seed, rank=engine.rank, world_size=engine.world_size)
-    checkpoints = CheckpointManager(args.output_model_path)
+    checkpoints = CheckpointManager(args.output_model_path, saved_keys=lora_state_keys if lora is not None else None)
     run_info = {"model_config": config.to_dict(), "args": {k: v for k, v in vars(args).items()},
                 "world_size": world_size}
+    if lora is not None:    # checkpoints hold only the adapters: say so, and on which base
+        run_info["lora"] = {"lora": lora.to_dict(), "base_model": args.pretrained_model_path,
+                            "adapter_init": args.lora_pretrained_model_path, "freeze_prefixes": freeze}
     if ds_config is not None:
         run_info["deepspeed_config"] = ds_config
 
@@ -195,12 +263,29 @@ def main(argv: Optional[List[str]] = None) -> dict:
             if saved and saved != config.to_dict():
                 raise ConfigError(f"--resume: {path} was written with a different model config; resume with "
                                   "the same --config_path and overrides")
+            saved_lora = loaded.get("run_info", {}).get("lora")
+            if lora is not None or saved_lora is not None:
+                check_lora_resume(saved_lora, run_info.get("lora"), path)
         state = engine.load_checkpoint(checkpoints, path, validate=same_config)
     metrics = None
     if engine.is_main:
         metrics = MetricsLog(args.output_model_path + ".metrics.jsonl",
                              resume_step=int(state["step"]) if state else None)
+
+    def start_outputs() -> None:
+        """Once training has started: replace what an earlier run left, record this run."""
+        if not engine.is_main:
+            return
+        if args.overwrite:
+            removed = checkpoints.remove_earlier_run()
+            if removed:
+                logger.info("--overwrite: removed %d file(s) of the earlier run in %s", len(removed),
+                            args.output_model_path)
         save_config(config, args.output_model_path + ".config.json")
+        if lora is not None:
+            save_lora_config(lora, lora_config_path(args.output_model_path), base_model=args.pretrained_model_path,
+                             adapter_init=args.lora_pretrained_model_path, freeze_prefixes=freeze,
+                             saved_keys=len(lora_state_keys(model)))
         atomic_write_text(args.output_model_path + ".run.json",
                           json.dumps(run_info, indent=2, default=str) + "\n")
 
@@ -211,7 +296,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                     peak_tflops=args.peak_tflops or peak_tflops(device)),
                       checkpoints=checkpoints, metrics=metrics,
                       flops_per_token=lambda L: flops_0 + (flops_1 - flops_0) * L,
-                      run_info=run_info)
+                      run_info=run_info, on_start=start_outputs)
     if state is not None:
         trainer.restore(state)
         logger.info("resumed from %s at step %d", args.resume if args.resume != "latest" else "latest", trainer.step)

@@ -67,17 +67,23 @@ def resolve_architecture(name: str) -> Tuple[Converter, Optional[Variant]]:
 # The uer side
 # ------------------------------------------------------------------------------------------------
 
+def head_for_kind(kind: str) -> Optional[str]:
+    """The registered head whose declared Hugging Face conversion kind is ``kind`` (None for the
+    pretraining / backbone kinds, which have no head)."""
+    import uer.tasks  # noqa: F401  (registers the heads)
+    from uer.registry import HEADS
+    heads = [name for name in HEADS.names() if getattr(HEADS.get(name), "hf_kind", None) == kind]
+    if len(heads) > 1:
+        raise ConfigError(f"several heads declare the conversion kind '{kind}': {heads}")
+    return heads[0] if heads else None
+
+
 def build_uer_model(config: ModelConfig, kind: str) -> nn.Module:
     """The uer module a converted checkpoint of ``kind`` loads into (strictly)."""
-    if kind == "classifier":
-        from uer.tasks.classification import Classifier
-        return Classifier(config)
-    if kind == "tagger":
-        from uer.tasks.tagging import Tagger
-        return Tagger(config)
-    if kind == "question_answering":
-        from uer.tasks.mrc import SpanExtractor
-        return SpanExtractor(config)
+    head = head_for_kind(kind)
+    if head is not None:
+        from uer.tasks.heads import build_task_model
+        return build_task_model(config, head)
     from uer.models import build_model
     return build_model(config, with_target=(kind == "pretrain"))
 
@@ -106,14 +112,40 @@ def check_uer_state(state: Dict[str, torch.Tensor], config: ModelConfig, kind: s
         raise CheckpointError(f"{what} do not fit the uer {kind} model the config builds; " + "; ".join(parts))
 
 
-def uer_kind(state: Dict[str, torch.Tensor], config: ModelConfig) -> Tuple[str, Tuple[str, ...]]:
-    """What a uer checkpoint holds: a classifier, a pretraining model (which targets), or a backbone."""
-    if any(k.startswith("head.linear_2.") for k in state):
-        return "classifier", ()
-    if any(k.startswith("head.qa_outputs.") for k in state):
-        return "question_answering", ()
-    if any(k.startswith("head.output.") for k in state):
-        return "tagger", ()
+def uer_kind(state: Dict[str, torch.Tensor], config: ModelConfig, head: Optional[str] = None
+             ) -> Tuple[str, Tuple[str, ...]]:
+    """What a uer checkpoint holds: a task model (its head's declared conversion kind), a pretraining
+    model (which targets), or a backbone.  ``head``: the head named in the model's .task.json; without
+    it, the head is the registered one whose parameters (names and shapes) the checkpoint holds."""
+    import uer.tasks  # noqa: F401  (registers the heads)
+    from uer.registry import HEADS
+    if head is not None:
+        kind = getattr(HEADS.get(head, where="the model's .task.json, key 'head'"), "hf_kind", None)
+        if kind is None:
+            raise ConfigError(f"the checkpoint's head '{head}' has no Hugging Face counterpart to convert to")
+        return kind, ()
+    held = {k: tuple(v.shape) for k, v in state.items() if k.startswith("head.")}
+    if held:
+        kinds = set()
+        for name in HEADS.names():
+            kind = getattr(HEADS.get(name), "hf_kind", None)
+            if kind is None:
+                continue
+            try:
+                with torch.device("meta"):
+                    shapes = {k: tuple(v.shape) for k, v in build_uer_model(config, kind).state_dict().items()
+                              if k.startswith("head.")}
+            except (ConfigError, ValueError, TypeError):
+                continue
+            if shapes == held:
+                kinds.add(kind)
+        if len(kinds) > 1:
+            raise ConfigError(f"cannot tell which task head the checkpoint's head.* parameters belong to "
+                              f"(several match: {', '.join(sorted(kinds))}); keep the <model>.task.json "
+                              "written by fine-tuning beside it")
+        if kinds:
+            return kinds.pop(), ()
+        # No whole head: a pretraining model or a backbone (whose pooler travels as head.linear_1).
     expected = _expected_shapes(config, "pretrain")
     targets = []
     for name in config.target:
@@ -214,12 +246,13 @@ def _fitting_variants(conv: Converter, declared: Variant, hf_config: Dict, state
 
 def uer_to_hf(state: Dict[str, torch.Tensor], config: ModelConfig, architecture: str,
               discard: Sequence[str] = (), special: Optional[Dict[str, int]] = None,
-              label_names: Optional[Sequence[str]] = None) -> Converted:
+              label_names: Optional[Sequence[str]] = None, head: Optional[str] = None) -> Converted:
     """Convert a uer checkpoint (``state``, built from ``config``) to the Hugging Face ``architecture``
     (a family, the class then chosen by what the checkpoint holds, or a class name).  ``special``:
     token ids for config.json ({"pad_token_id": ...}) read from the vocabulary.  ``label_names``: a
     classifier's or tagger's label names in id order (e.g. NER tags from the label2id saved in
-    <model>.task.json) for config.json's id2label/label2id; default LABEL_0, LABEL_1 ..."""
+    <model>.task.json) for config.json's id2label/label2id; default LABEL_0, LABEL_1 ...  ``head``: the
+    head named in the model's .task.json (else found from the parameters)."""
     if config.vocab_size <= 0:
         raise ConfigError("the uer config has no vocab_size; pass the vocabulary (--vocab_path or "
                           "--spm_model_path) the model was trained with")
@@ -227,7 +260,7 @@ def uer_to_hf(state: Dict[str, torch.Tensor], config: ModelConfig, architecture:
     conv.check_uer(config)
     notes: List[str] = []
     state = _discard(state, discard, notes)
-    kind, targets = uer_kind(state, config)
+    kind, targets = uer_kind(state, config, head)
     variant = forced or conv.variant_for(kind, targets)
     if variant.kind != kind or (kind == "pretrain" and tuple(variant.targets) != targets):
         held = f"targets {list(targets)}" if kind == "pretrain" else kind

@@ -22,6 +22,7 @@ from typing import List, Optional, Tuple
 
 
 from uer.cli.common import cli_entry, str_to_bool
+from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.config import load_config, save_config
 from uer.convert.api import Converted, hf_to_uer, uer_to_hf
 from uer.convert.hf_files import write_dir
@@ -30,6 +31,12 @@ from uer.models.weights import read_weights
 from uer.utils import atomic_path, atomic_torch_save, atomic_write_text
 
 logger = logging.getLogger("uer")
+
+# Every file --to hf may write into --output_dir.
+HF_DIR_FILES = ("config.json", "model.safetensors", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
+                "tokenizer_config.json")
+UER_OUTPUTS = [Output("output_model_path"), Output("output_config_path"), Output("output_vocab_path"),
+               Output("output_merges_path"), Output("output_spm_model_path")]
 
 HF_VOCABS = {"vocab.txt": "WordPiece vocabulary", "spiece.model": "SentencePiece model",
              "sentencepiece.bpe.model": "SentencePiece model", "vocab.json": "byte-level BPE vocabulary"}
@@ -180,7 +187,13 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
                               "vocabulary the model was trained with")
         config.vocab_size = vocab_size
     state = read_weights(input_model_path)
-    result = uer_to_hf(state, config, architecture, discard, special)
+    from uer.tasks.runner import read_task_info
+    info = read_task_info(input_model_path)
+    label2id = info.get("label2id") if isinstance(info.get("label2id"), dict) else None
+    names = [t for t, _ in sorted(label2id.items(), key=lambda kv: kv[1])] if label2id else None
+    if names is not None and len(names) != config.labels_num:
+        names = None
+    result = uer_to_hf(state, config, architecture, discard, special, label_names=names, head=info.get("head"))
     if merges_path and result.family not in BPE_TOKENIZER_CLASSES:
         raise ConfigError(f"--merges_path: {result.family} directories have no byte-level BPE tokenizer "
                           f"(only {', '.join(BPE_TOKENIZER_CLASSES)}); drop --merges_path")
@@ -217,10 +230,14 @@ def main(argv: Optional[List[str]] = None) -> Converted:
         parser.error("--from and --to must differ (hf -> uer or uer -> hf)")
     if args.source == "hf":
         _need(args, parser, "input_dir", "output_model_path")
+        args.output_config_path = args.output_config_path or os.path.splitext(args.output_model_path)[0] + ".json"
+        refuse_outputs_over_inputs(args, UER_OUTPUTS)
         return convert_hf_to_uer(args.input_dir, args.output_model_path, args.output_config_path,
                                  args.output_vocab_path, args.output_spm_model_path, args.architecture,
                                  args.discard, output_merges_path=args.output_merges_path)
     _need(args, parser, "input_model_path", "config_path", "output_dir", "architecture")
+    refuse_outputs_over_inputs(args, [Output("output_dir", inside=HF_DIR_FILES)],
+                               {"the task info beside --input_model_path": args.input_model_path + ".task.json"})
     return convert_uer_to_hf(args.input_model_path, args.config_path, args.output_dir, args.architecture,
                              args.vocab_path, args.spm_model_path, args.do_lower_case, args.discard,
                              args.merges_path)
@@ -255,6 +272,8 @@ def bert_shim_main(argv: Optional[List[str]] = None) -> Converted:
     args = build_bert_shim_parser().parse_args(argv)
     path = args.input_model_path
     input_dir, weights = (path, None) if os.path.isdir(path) else (os.path.dirname(path) or ".", path)
+    args.output_config_path = args.output_config_path or os.path.splitext(args.output_model_path)[0] + ".json"
+    refuse_outputs_over_inputs(args, UER_OUTPUTS, {"the directory of --input_model_path": input_dir})
     from uer.convert.hf_files import read_config
     hf = read_config(input_dir)
     if args.layers_num is not None and args.layers_num != hf.get("num_hidden_layers"):

@@ -1,7 +1,8 @@
 """Turn a list of dataset instances into a training batch of tensors.
 
-The collator is the only place where instances are padded, segment ids are built and inputs are
-corrupted for masked-LM; it works on whole (B, L) arrays.  Randomness comes from
+The collator pads instances and builds segment ids; what each configured target needs (labels,
+masked-LM corruption, next-token shift) is declared on the target class and run as its collate step
+(uer.targets.batch_fields), so there is no per-target switch here.  It works on whole (B, L) arrays.  Randomness comes from
 ``uer.data.random`` keyed by (seed, epoch, instance index), so a batch is a pure function of its
 instance indices and epoch: reproducible across worker counts, ranks and resumes.
 """
@@ -12,12 +13,16 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 
+import uer.targets  # noqa: F401  (fills TARGETS: each target declares its batch fields)
 from uer.config import MaskingConfig
-from uer.data.masking import mask_batch
 from uer.errors import ConfigError
+from uer.registry import TARGETS
+from uer.targets.batch_fields import BatchFields, CollateState
 
-# What each target needs from the instance fields.
-TARGET_FIELDS = {"sp": "label", "cls": "label"}
+
+def _declared(target_cls, attr: str):
+    """A target's declaration, or the default (asks nothing) for one that does not mix BatchFields in."""
+    return getattr(target_cls, attr, getattr(BatchFields, attr))
 
 
 class PretrainCollator:
@@ -34,19 +39,24 @@ class PretrainCollator:
         self.pad_multiple = pad_multiple
         self.pad_id = vocab.pad_id
         self.mask_id = vocab.mask_id
-        if "mlm" in self.targets:
-            vocab.require(("cls", "sep", "pad", "unk", "mask"), purpose="the mlm target")
+        self.target_classes = [TARGETS.get(name, where="the model config's 'target'") for name in self.targets]
+        for name, target in zip(self.targets, self.target_classes):
+            if _declared(target, "vocab_tokens"):
+                vocab.require(_declared(target, "vocab_tokens"), purpose=f"the {name} target")
         special = np.zeros(len(vocab), dtype=bool)
         special[list(vocab.special_ids)] = True
         self.special = special
         self.continuation = np.asarray(vocab.is_continuation, dtype=bool)
         self.random_ids = np.nonzero(~special)[0].astype(np.int64)
-        for target in self.targets:
-            needed = TARGET_FIELDS.get(target)
-            if needed and needed not in fields:
-                raise ConfigError(f"target '{target}' needs instances with a '{needed}' field, but the "
-                                  f"dataset has fields {list(fields)}; build it with a processor that "
-                                  "provides one (bert/albert for sp, cls for cls)")
+        for name, target in zip(self.targets, self.target_classes):
+            for needed in _declared(target, "instance_fields"):
+                if needed not in fields:
+                    hint = _declared(target, "instance_fields_hint")
+                    raise ConfigError(f"target '{name}' needs instances with a '{needed}' field, but the "
+                                      f"dataset has fields {list(fields)}; build it with a processor that "
+                                      f"provides one{f' ({hint})' if hint else ''}")
+        # Tokens each instance holds after its input (lm: the next token, which is only a label).
+        self.lookahead = max((_declared(t, "lookahead") for t in self.target_classes), default=0)
 
     def max_predictions(self) -> int:
         """Prediction slots per sequence.  Token and whole-word masking predict at most
@@ -55,12 +65,8 @@ class PretrainCollator:
         return 2 * expected if self.masking.span_masking else expected
 
     def __call__(self, items: List[Dict[str, object]], indices: Sequence[int], epoch: int) -> Dict[str, torch.Tensor]:
-        lm = "lm" in self.targets
         seqs = [np.asarray(item["src"]) for item in items]
-        if lm:   # instances hold seq_length + 1 tokens; input = all but the last, label = all but the first
-            inputs, shifted = [s[:-1] for s in seqs], [s[1:] for s in seqs]
-        else:
-            inputs, shifted = seqs, None
+        inputs = [s[: len(s) - self.lookahead] for s in seqs] if self.lookahead else seqs
         longest = max(len(s) for s in inputs)
         length = int(math.ceil(longest / self.pad_multiple) * self.pad_multiple)
         if self.max_length:
@@ -73,25 +79,12 @@ class PretrainCollator:
             a_len = int(items[i].get("seg_a_len", len(s)))
             seg[i, : min(a_len, len(s))] = 1
             seg[i, a_len: len(s)] = 2
-        out: Dict[str, torch.Tensor] = {}
-        if lm:
-            labels = np.full((batch, length), -100, dtype=np.int64)
-            for i, s in enumerate(shifted):
-                labels[i, : len(s)] = s
-            out["lm_labels"] = torch.from_numpy(labels)
-        if "mlm" in self.targets:
-            maskable = (seg > 0) & ~self.special[src]
-            masked = mask_batch(src, np.asarray(indices), epoch, self.seed, maskable=maskable,
-                                continuation=self.continuation[src], cfg=self.masking,
-                                max_predictions=self.max_predictions(), mask_id=self.mask_id,
-                                random_ids=self.random_ids)
-            src = masked.src
-            out["mlm_positions"] = torch.from_numpy(masked.positions)
-            out["mlm_labels"] = torch.from_numpy(masked.labels)
-        for target in ("sp", "cls"):
-            if target in self.targets:
-                out[f"{target}_labels"] = torch.tensor([int(item["label"]) for item in items])
-        out["src"] = torch.from_numpy(src)
+        state = CollateState(items=items, indices=np.asarray(indices), epoch=epoch, src=src, seg=seg,
+                             collator=self, out={})
+        for target in self.target_classes:       # each adds its fields (mlm also corrupts src)
+            _declared(target, "collate")(state)
+        out = state.out
+        out["src"] = torch.from_numpy(state.src)
         out["seg"] = torch.from_numpy(seg)
         out["tokens"] = torch.tensor(int((seg > 0).sum()))   # real (non-pad) input tokens
         return out

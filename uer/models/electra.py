@@ -21,7 +21,6 @@ The exported discriminator (``discriminator_backbone_state``) is an ordinary emb
 state dict that the fine-tuning scripts load.
 """
 
-import dataclasses
 import math
 import os
 import re
@@ -33,15 +32,11 @@ from torch import nn
 
 from uer.config import ModelConfig, RtdConfig, find_config_beside, load_config
 from uer.errors import ConfigError
+from uer.models.electra_config import (CORRUPTIONS, GENERATORS, SHARING, TEMPERATURE_SCHEDULES,  # noqa: F401
+                                       check_electra_config, discriminator_config, generator_config)
 from uer.models.model import Model
 from uer.partitioned import built_whole, full_shape
-from uer.registry import Registry
-
-GENERATORS = Registry("rtd generator")
-CORRUPTIONS = Registry("rtd corruption course")
-SHARING = Registry("rtd embedding sharing mode")
-TEMPERATURE_SCHEDULES = Registry("rtd temperature schedule")
-
+from uer.registry import PRETRAINERS
 
 class GdesTable(nn.Module):
     """Embedding table = stop_gradient(the generator's table) + own residual (zero at start)."""
@@ -63,25 +58,6 @@ class GdesTable(nn.Module):
     def forward(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         ids = torch.arange(src.size(1), device=src.device).unsqueeze(0) if self.positional else src
         return F.embedding(ids, self.effective_weight())
-
-
-def generator_config(config: ModelConfig) -> ModelConfig:
-    """The generator: the discriminator's shape scaled by ``rtd.generator_size_multiplier`` in width,
-    FFN and heads (same depth unless ``rtd.generator_layers_num``), an MLM target, and the
-    discriminator's embedding width so that tables can be shared."""
-    r = config.rtd
-    heads = max(1, round(config.heads_num * r.generator_size_multiplier))
-    hidden = round(config.hidden_size * r.generator_size_multiplier)
-    return dataclasses.replace(
-        config, hidden_size=hidden, heads_num=heads, attention_head_size=0,
-        feedforward_size=max(1, round(config.feedforward_size * r.generator_size_multiplier)),
-        layers_num=r.generator_layers_num or config.layers_num,
-        factorized_embedding_parameterization=config.emb_size != hidden,
-        target=["mlm"], pretrainer="")
-
-
-def discriminator_config(config: ModelConfig) -> ModelConfig:
-    return dataclasses.replace(config, target=["rtd"], pretrainer="")
 
 
 def gumbel_sample(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -330,7 +306,12 @@ def load_frozen_generator(config: ModelConfig) -> Model:
     return model.eval()
 
 
+@PRETRAINERS.register("electra")
 class ElectraPretrainer(nn.Module):
+    # The PRETRAINERS hooks (see uer.models.model.Model): config checks, and what a task keeps.
+    check_config = staticmethod(check_electra_config)
+    backbone_config = staticmethod(discriminator_config)
+
     def __init__(self, config: ModelConfig, load_generator: bool = True):
         """``load_generator=False`` skips reading a frozen generator's checkpoint (the exported
         discriminator is all that is wanted)."""
@@ -403,10 +384,13 @@ class ElectraPretrainer(nn.Module):
         """The discriminator's encoder (where the trainer switches activation checkpointing)."""
         return self.discriminator.encoder
 
+    @classmethod
+    def backbone_state(cls, config: ModelConfig, state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Turn a saved ElectraPretrainer state dict into an ordinary backbone state dict."""
+        from uer.models.weights import load_weights
+        model = cls(config, load_generator=False)
+        load_weights(model, state)
+        return model.discriminator_backbone_state()
 
-def discriminator_backbone_from_state(config: ModelConfig, state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Turn a saved ElectraPretrainer state dict into an ordinary backbone state dict."""
-    from uer.models.weights import load_weights
-    model = ElectraPretrainer(config, load_generator=False)
-    load_weights(model, state)
-    return model.discriminator_backbone_state()
+
+discriminator_backbone_from_state = ElectraPretrainer.backbone_state

@@ -1,15 +1,22 @@
-"""A model = embedding + encoder + targets, assembled from the registries by name."""
+"""A model = embedding + encoder + targets, assembled from the registries by name; the PRETRAINERS
+entry for plain models; the config checks that need the registries (module names)."""
+
+import dataclasses
 
 import torch
 from torch import nn
 
-import uer.modules  # noqa: F401  (fills the registries)
-from uer.config import ModelConfig
+import uer.encoders  # noqa: F401  (fills ENCODERS)
+from uer.config import ModelConfig, register_validator
 from uer.embeddings import Embedding
 from uer.errors import ConfigError
+from uer.models.size_check import check_fits_in_memory
 from uer.partitioned import gathered
-from uer.registry import ENCODERS
+from uer.registry import EMBEDDINGS, ENCODERS, PRETRAINERS, TARGETS
 from uer.targets import TargetSet
+
+# config.pretrainer of a plain model (embedding + encoder + targets): what every existing config says.
+PLAIN = ""
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -30,10 +37,16 @@ def build_backbone(config: ModelConfig):
     if config.vocab_size <= 0:
         raise ConfigError("the model config has no vocab_size; it is set from the vocabulary "
                           "(--vocab_path / --spm_model_path) before the model is built")
+    check_fits_in_memory(config)
     return Embedding(config), ENCODERS.get(config.encoder)(config)
 
 
+@PRETRAINERS.register(PLAIN)
 class Model(nn.Module):
+    """Besides ``cls(config)``, a PRETRAINERS entry may define ``check_config(config, source)`` (run
+    at config load), ``backbone_config(config)`` and ``backbone_state(config, state)`` (what a task
+    model keeps of it, see uer.models.pretrained); a plain model needs none of them."""
+
     def __init__(self, config: ModelConfig, with_target: bool = True):
         super().__init__()
         self.config = config
@@ -68,9 +81,30 @@ class Model(nn.Module):
         return dense + attention + heads
 
 
+def plain_config(config: ModelConfig, **changes) -> ModelConfig:
+    """``config`` with ``changes`` as a plain model's: the sub-models a composite pretrainer builds
+    (its generator, its discriminator) are plain models, and so is the backbone a task keeps."""
+    return dataclasses.replace(config, pretrainer=PLAIN, **changes)
+
+
 def build_model(config: ModelConfig, with_target: bool = True) -> nn.Module:
-    """The pretraining model for ``config``: a plain Model, or a composite pretrainer (ELECTRA ...)."""
-    if config.pretrainer == "electra" and with_target:
-        from uer.models.electra import ElectraPretrainer
-        return ElectraPretrainer(config)
-    return Model(config, with_target=with_target)
+    """The pretraining model for ``config``: its PRETRAINERS entry (a plain Model, ELECTRA ...) built
+    as ``entry(config)``; ``with_target=False``: only the backbone (a composite's discriminator's)."""
+    if not with_target:
+        from uer.models.pretrained import backbone_config
+        return Model(backbone_config(config), with_target=False)
+    return PRETRAINERS.get(config.pretrainer, where="key 'pretrainer'")(config)
+
+
+@register_validator
+def check_modules(config: ModelConfig, source: str) -> None:
+    """Every module a config names is registered; the pretrainer checks its own section."""
+    for name in config.embedding:
+        EMBEDDINGS.get(name, where=f"{source}, key 'embedding'")
+    ENCODERS.get(config.encoder, where=f"{source}, key 'encoder'")
+    for name in config.target:
+        TARGETS.get(name, where=f"{source}, key 'target'")
+    pretrainer = PRETRAINERS.get(config.pretrainer, where=f"{source}, key 'pretrainer'")
+    check = getattr(pretrainer, "check_config", None)
+    if check is not None:
+        check(config, source)

@@ -61,7 +61,8 @@ def main(argv=None) -> float:
     run([py, "inference/run_classifier_infer.py", "--load_model_path", finetuned, "--vocab_path", vocab,
          "--test_path", data["test_nolabel.tsv"], "--prediction_path", predictions, "--seq_length", "64",
          "--output_prob"])
-    accuracy = float(re.search(r"dev accuracy: ([0-9.]+)", log).group(1))
+    # The closing "dev ..." line reports the best dev epoch (the model kept), not the per-epoch log lines.
+    accuracy = float(re.findall(r"^dev accuracy: ([0-9.]+)", log, re.M)[-1])
     print(f"\nquickstart finished in {time.time() - start:.0f} s: dev accuracy {accuracy:.4f}; "
           f"predictions in {predictions}")
     return accuracy

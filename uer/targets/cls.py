@@ -5,12 +5,19 @@ from torch import nn
 from uer.config import ModelConfig
 from uer.layers.pooling import ClassificationHead
 from uer.registry import TARGETS
+from uer.targets.batch_fields import BatchFields, collate_instance_labels
 from uer.targets.metrics import accuracy
 
 
 @TARGETS.register("cls")
-class ClassificationTarget(nn.Module):
+class ClassificationTarget(BatchFields, nn.Module):
     """Sequence classification (pretraining on labelled text, e.g. the cls processor)."""
+    instance_fields = ("label",)
+    instance_fields_hint = "cls"
+
+    @staticmethod
+    def collate(state) -> None:
+        collate_instance_labels(state, "cls_labels")
 
     def __init__(self, config: ModelConfig, embedding: nn.Module):
         super().__init__()

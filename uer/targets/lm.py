@@ -1,15 +1,27 @@
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from uer.config import ModelConfig
 from uer.registry import TARGETS
+from uer.targets.batch_fields import BatchFields
 from uer.targets.metrics import accuracy
 
 
 @TARGETS.register("lm")
-class LmTarget(nn.Module):
+class LmTarget(BatchFields, nn.Module):
     """Next-token prediction over every position (``lm_labels`` (B, L), -100 where ignored)."""
+    lookahead = 1      # instances hold seq_length + 1 tokens: the input is all but the last
+
+    @staticmethod
+    def collate(state) -> None:
+        """The label at each position is the next token: the instance without its first."""
+        labels = np.full(state.src.shape, -100, dtype=np.int64)
+        for i, item in enumerate(state.items):
+            following = np.asarray(item["src"])[1:]
+            labels[i, : len(following)] = following
+        state.out["lm_labels"] = torch.from_numpy(labels)
 
     def __init__(self, config: ModelConfig, embedding: nn.Module):
         super().__init__()

@@ -5,12 +5,16 @@ from torch import nn
 from uer.config import ModelConfig
 from uer.layers.activations import ACTIVATIONS
 from uer.registry import TARGETS
+from uer.targets.batch_fields import BatchFields
 
 
 @TARGETS.register("rtd")
-class ReplacedTokenDetectionTarget(nn.Module):
+class ReplacedTokenDetectionTarget(BatchFields, nn.Module):
     """ELECTRA's discriminator head: for every real token, was it replaced?  ``rtd_labels`` (B, L)
-    holds 1 for replaced and 0 for original tokens; padding (seg == 0) is ignored."""
+    holds 1 for replaced and 0 for original tokens; padding (seg == 0) is ignored.
+
+    It asks nothing of the data: a composite pretrainer makes ``rtd_labels`` by corrupting the
+    positions that the "mlm" target it is configured with has masked (mlm's collate step)."""
 
     def __init__(self, config: ModelConfig, embedding: nn.Module):
         super().__init__()

@@ -4,12 +4,19 @@ from torch import nn
 
 from uer.config import ModelConfig
 from uer.registry import TARGETS
+from uer.targets.batch_fields import BatchFields, collate_instance_labels
 from uer.targets.metrics import accuracy
 
 
 @TARGETS.register("sp")
-class SentencePredictionTarget(nn.Module):
+class SentencePredictionTarget(BatchFields, nn.Module):
     """Two-way sentence prediction on [CLS]: NSP with the bert processor, SOP with albert."""
+    instance_fields = ("label",)            # is_next / is_in_order, from the processor
+    instance_fields_hint = "bert or albert"
+
+    @staticmethod
+    def collate(state) -> None:
+        collate_instance_labels(state, "sp_labels")
 
     def __init__(self, config: ModelConfig, embedding: nn.Module):
         super().__init__()

@@ -1,11 +1,10 @@
 """Extractive question answering (CMRC 2018 / SQuAD-style JSON): reader, sliding windows, span model,
-decoding and the CMRC 2018 EM/F1 metric, plus the fine-tuning and inference procedures.
+decoding and the CMRC 2018 EM/F1 metric; trained and run by the one runner (uer.tasks.runner).
 
 The context is tokenised one character per token, as UER-py's run_cmrc does for Chinese: answer
 offsets in the JSON are character offsets, so a char <-> token map recovers the answer text exactly
 (whitespace characters get no token and never start or end an answer)."""
 
-import argparse
 import json
 import logging
 import os
@@ -16,13 +15,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from uer.config import ModelConfig
 from uer.errors import ConfigError, DataError
-from uer.models import build_backbone, init_weights
 from uer.registry import TASKS
+from uer.tasks.base import Task, TaskData, split_flag
+from uer.tasks.classification import pad_examples
+from uer.tasks.heads import build_task_model
+from uer.utils import atomic_write_text
 
 logger = logging.getLogger("uer")
 
@@ -198,12 +198,7 @@ class MrcCollator:
         self.pad_id, self.pad_multiple = pad_id, pad_multiple
 
     def __call__(self, items: List[dict], indices=None, epoch: int = 0) -> Dict[str, torch.Tensor]:
-        length = -(-max(len(it["src"]) for it in items) // self.pad_multiple) * self.pad_multiple
-        src = np.full((len(items), length), self.pad_id, dtype=np.int64)
-        seg = np.zeros((len(items), length), dtype=np.int64)
-        for i, it in enumerate(items):
-            n, a = len(it["src"]), it["seg_a_len"]
-            src[i, :n], seg[i, :a], seg[i, a:n] = it["src"], 1, 2
+        src, seg = pad_examples(items, self.pad_id, self.pad_multiple)
         out = {"src": torch.from_numpy(src), "seg": torch.from_numpy(seg),
                "tokens": torch.tensor(int((seg > 0).sum()))}
         if "positions" in items[0]:
@@ -216,45 +211,10 @@ class MrcCollator:
 # ------------------------------------------------------------------------------------------------
 
 
-class SpanHead(nn.Module):
-    """hidden -> (start, end) logits per token.  Named after BERT's ``qa_outputs`` (and not
-    ``output``, the tagger's head) so that a checkpoint says by its names which head it holds."""
-
-    def __init__(self, hidden_size: int):
-        super().__init__()
-        self.qa_outputs = nn.Linear(hidden_size, 2)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.qa_outputs(hidden)
-
-
-class SpanExtractor(nn.Module):
-    """Embedding + encoder of a pretrained checkpoint plus a fresh span head; ``logits`` is
-    (B, L, 2): start logits in [..., 0], end logits in [..., 1]."""
-
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.config = config
-        self.embedding, self.encoder = build_backbone(config)
-        self.head = SpanHead(config.hidden_size)
-        init_weights(self)
-
-    def logits(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(self.embedding(src, seg), seg))
-
-    def forward(self, batch: dict) -> dict:
-        logits = self.logits(batch["src"], batch["seg"])
-        out = {"logits": logits}
-        if "labels" in batch:
-            # Padding can never be a boundary; (start + end) / 2 as in BERT.
-            masked = logits.float().masked_fill((batch["seg"] == 0).unsqueeze(-1), -1e4)
-            labels = batch["labels"]
-            start = F.cross_entropy(masked[..., 0], labels[:, 0])
-            end = F.cross_entropy(masked[..., 1], labels[:, 1])
-            loss = (start + end) / 2
-            hit = (masked[..., 0].argmax(-1) == labels[:, 0]) & (masked[..., 1].argmax(-1) == labels[:, 1])
-            out.update(loss=loss, span_acc=hit.float().mean().detach())
-        return out
+def SpanExtractor(config: ModelConfig):
+    """The extractive-QA task model: backbone + the "span" head; logits (B, L, 2): start logits in
+    [..., 0], end logits in [..., 1]."""
+    return build_task_model(config, "span")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -379,19 +339,37 @@ def cmrc_metrics(references: Dict[str, List[str]], predictions: Dict[str, str]) 
 
 
 @dataclass
-class MrcData:
-    """Questions and the windows fed to the model."""
-    questions: List[Question]
-    features: List[dict]
-    token_chars: List[List[int]]
+class MrcData(TaskData):
+    """Questions and the windows fed to the model (``examples``: the windows)."""
+    questions: List[Question] = field(default_factory=list)
+    token_chars: List[List[int]] = field(default_factory=list)
+
+    @property
+    def features(self) -> List[dict]:
+        return self.examples
 
     def references(self) -> Dict[str, List[str]]:
         return {q.qid: q.answers for q in self.questions}
 
 
 @TASKS.register("mrc")
-class MrcTask:
+class MrcTask(Task):
+    name = "mrc"
+    head = "span"
     primary_metric = "avg"           # UER-py keeps the best dev model by (EM + F1) / 2
+    default_seq_length = 512
+
+    @classmethod
+    def add_args(cls, parser, training: bool) -> None:
+        where = "default: what the model was fine-tuned with, else {}" if not training else "default {}"
+        parser.add_argument("--doc_stride", type=int, default=None,
+                            help="Context tokens between the starts of two windows over a long context; "
+                                 + where.format(DEFAULTS["doc_stride"]) + ".")
+        parser.add_argument("--max_query_length", type=int, default=None,
+                            help="Question tokens kept; " + where.format(DEFAULTS["max_query_length"]) + ".")
+        parser.add_argument("--max_answer_length", type=int, default=None,
+                            help="Longest answer, in tokens (characters); "
+                                 + where.format(DEFAULTS["max_answer_length"]) + ".")
 
     def __init__(self, tokenizer, seq_length: int, doc_stride: int, max_query_length: int,
                  max_answer_length: int):
@@ -414,11 +392,12 @@ class MrcTask:
         return cls(tokenizer, args.seq_length, args.doc_stride, args.max_query_length, args.max_answer_length)
 
     def info(self) -> dict:
-        return {"task": "mrc", "doc_stride": self.doc_stride, "max_query_length": self.max_query_length,
+        return {"doc_stride": self.doc_stride, "max_query_length": self.max_query_length,
                 "max_answer_length": self.max_answer_length}
 
-    def read(self, path: str, flag: str, with_answers: bool, for_training: bool = False) -> MrcData:
-        questions = read_squad(path, flag, with_answers, for_training)
+    def read(self, path: str, split: str) -> MrcData:
+        for_training = split == "train"
+        questions = read_squad(path, split_flag(split), split != "infer", for_training)
         features, token_chars = [], []
         for i, q in enumerate(questions):
             f, chars = encode_question(self.encoder, q, i, self.seq_length, self.doc_stride, self.max_query_length)
@@ -428,10 +407,7 @@ class MrcTask:
             outside = sum(f["positions"] == (0, 0) for f in features)
             logger.info("%s: %d questions -> %d windows (%d without the answer, trained to point at [CLS])",
                         path, len(questions), len(features), outside)
-        return MrcData(questions, features, token_chars)
-
-    def build_model(self, config: ModelConfig) -> SpanExtractor:
-        return SpanExtractor(config)
+        return MrcData(features, path, split, questions=questions, token_chars=token_chars)
 
     def collator(self) -> MrcCollator:
         return MrcCollator(self.pad_id)
@@ -442,137 +418,15 @@ class MrcTask:
     def evaluate(self, data: MrcData, logits: np.ndarray) -> Dict[str, float]:
         return cmrc_metrics(data.references(), self.predict(data, logits))
 
-    @staticmethod
-    def summary(scores: Dict[str, float]) -> str:
+    def summary(self, scores: Dict[str, float]) -> str:
         return f"EM: {scores['em']:.2f} F1: {scores['f1']:.2f} avg: {scores['avg']:.2f}"
+
+    def write_predictions(self, data: MrcData, outputs: np.ndarray, path: str) -> Dict[str, str]:
+        """JSON {question id: answer text} (UER-py's run_cmrc_infer output).  No score here even when
+        the file has answers: CMRC 2018's public test.json holds placeholders ("FAKE_ANSWER_1")."""
+        answers = self.predict(data, outputs)
+        atomic_write_text(path, json.dumps(answers, ensure_ascii=False, indent=2) + "\n")
+        return answers
 
 
 DEFAULTS = {"doc_stride": 128, "max_query_length": 64, "max_answer_length": 30}
-
-
-# ------------------------------------------------------------------------------------------------
-# Fine-tuning and inference
-# ------------------------------------------------------------------------------------------------
-
-
-def _checked_seq_length(args, config: ModelConfig, saved: Optional[dict] = None) -> None:
-    args.seq_length = args.seq_length or (saved or {}).get("seq_length") or min(512, config.max_seq_length)
-    if args.seq_length > config.max_seq_length:
-        raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length "
-                          f"{config.max_seq_length}")
-
-
-def run_mrc_finetune(args: argparse.Namespace, given: Optional[set] = None) -> Dict[str, Dict[str, float]]:
-    """runner.run_finetune's procedure (engines, Trainer, best dev model with its config and task
-    info) with question answering's evaluation: windows are predicted, decoded per question, scored."""
-    from uer.cli.common import tokenizer_from_args
-    from uer.cli.engine_setup import build_engine, model_construction, setup_engine
-    from uer.cli.model_args import resolve_model_config, set_vocab_size
-    from uer.config import save_config
-    from uer.data.sampler import BatchSampler, CollatedBatches
-    from uer.models.weights import load_weights, save_state
-    from uer.tasks.runner import TASK_INFO_SUFFIX, _load_pretrained, predict_logits
-    from uer.training.metrics import MetricsLog
-    from uer.training.trainer import Trainer, TrainerConfig
-    from uer.utils import atomic_write_text, set_seed
-
-    if args.fp16:
-        args.precision = "fp16"
-    device, world_size, ds_config, own_optimizer = setup_engine(args, given or set())
-    set_seed(args.seed)
-    tokenizer = tokenizer_from_args(args)
-    config = resolve_model_config(args, weights_path=args.pretrained_model_path)
-    set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
-    _checked_seq_length(args, config)
-    task = MrcTask.from_args(tokenizer, args, {})
-    train = task.read(args.train_path, "--train_path", with_answers=True, for_training=True)
-    dev = task.read(args.dev_path, "--dev_path", with_answers=True)
-    test = task.read(args.test_path, "--test_path", with_answers=True) if args.test_path else None
-    logger.info("%d train windows / %d dev questions%s", len(train.features), len(dev.questions),
-                f" / {len(test.questions)} test questions" if test else "")
-
-    composite, config.pretrainer = config.pretrainer, ""
-    with model_construction(args, ds_config):
-        model = task.build_model(config)
-    if args.pretrained_model_path:
-        _load_pretrained(model, config, composite, args.pretrained_model_path)
-    else:
-        logger.warning("no --pretrained_model_path: fine-tuning from random initialisation")
-    sampler = BatchSampler(len(train.features), args.batch_size, args.seed, rank=0, world_size=world_size,
-                           drop_last=False)
-    if world_size > 1:
-        import torch.distributed as dist
-        sampler.rank = dist.get_rank()
-    if sampler.batches_per_epoch % args.accumulation_steps:
-        raise ConfigError(f"--accumulation_steps {args.accumulation_steps} does not divide the "
-                          f"{sampler.batches_per_epoch} batches of an epoch; pick a divisor so that epochs "
-                          "end on an optimizer step")
-    steps_per_epoch = sampler.batches_per_epoch // args.accumulation_steps
-    args.total_steps = steps_per_epoch * args.epochs_num
-    engine = build_engine(args, model, device, ds_config, own_optimizer)
-    collator = task.collator()
-    trainer = Trainer(engine, CollatedBatches(train.features, collator), sampler,
-                      TrainerConfig(total_steps=args.total_steps, accumulation_steps=args.accumulation_steps,
-                                    report_steps=args.report_steps, save_checkpoint_steps=args.total_steps + 1),
-                      metrics=MetricsLog(args.output_model_path + ".metrics.jsonl") if engine.is_main else None)
-
-    def evaluate(data: MrcData) -> Dict[str, float]:
-        return task.evaluate(data, predict_logits(engine, data.features, collator, args.batch_size))
-
-    best, results = -1.0, {}
-    for epoch in range(1, args.epochs_num + 1):
-        trainer.train(until=epoch * steps_per_epoch)
-        scores = evaluate(dev)
-        logger.info("epoch %d/%d: dev %s", epoch, args.epochs_num, task.summary(scores))
-        if scores[task.primary_metric] > best:
-            best, results["dev"] = scores[task.primary_metric], dict(scores, epoch=epoch)
-            state = engine.full_state_dict()      # collective: ZeRO-3 gathers the partitions
-            if engine.is_main:
-                save_state(state, args.output_model_path)
-                save_config(config, args.output_model_path + ".config.json")
-                atomic_write_text(args.output_model_path + TASK_INFO_SUFFIX,
-                                  json.dumps({"seq_length": args.seq_length, "epoch": epoch, **task.info()}) + "\n")
-            engine.barrier()
-    logger.info("best dev avg %.2f (epoch %d) -> %s", best, results["dev"]["epoch"], args.output_model_path)
-    if engine.is_main:
-        print(f"dev {task.summary(results['dev'])}")
-    if test is not None:
-        load_weights(engine.model, args.output_model_path)
-        results["test"] = evaluate(test)
-        if engine.is_main:
-            print(f"test {task.summary(results['test'])}")
-    return results
-
-
-def run_mrc_inference(args: argparse.Namespace) -> Dict[str, str]:
-    """Answers of every question of --test_path as JSON {question id: answer text} (UER-py's
-    run_cmrc_infer output); window settings come from the model's .task.json unless given."""
-    from uer.cli.common import tokenizer_from_args
-    from uer.cli.model_args import resolve_model_config, set_vocab_size
-    from uer.models.weights import load_weights
-    from uer.tasks.runner import predict_logits, read_task_info
-    from uer.training.device import pick_device
-    from uer.training.engines import LocalEngine
-    from uer.utils import atomic_write_text
-
-    if args.fp16:
-        args.precision = "fp16"
-    tokenizer = tokenizer_from_args(args)
-    config = resolve_model_config(args, weights_path=args.load_model_path)
-    set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
-    saved = read_task_info(args.load_model_path)
-    if saved and saved.get("task", "mrc") != "mrc":
-        raise ConfigError(f"{args.load_model_path} was fine-tuned for '{saved['task']}', not question answering")
-    _checked_seq_length(args, config, saved)
-    task = MrcTask.from_args(tokenizer, args, saved)
-    data = task.read(args.test_path, "--test_path", with_answers=False)
-    model = task.build_model(config)
-    load_weights(model, args.load_model_path)
-    engine = LocalEngine(model, torch.optim.SGD(model.parameters(), lr=0.0), None, pick_device(args.device),
-                         args.precision)
-    answers = task.predict(data, predict_logits(engine, data.features, task.collator(), args.batch_size))
-    atomic_write_text(args.prediction_path, json.dumps(answers, ensure_ascii=False, indent=2) + "\n")
-    # No score here even when the file has answers: CMRC 2018's public test.json holds placeholders
-    # ("FAKE_ANSWER_1", answer_start -1); score a labelled file with run_cmrc.py --test_path.
-    logger.info("%d answers written to %s", len(answers), args.prediction_path)
-    return answers

@@ -1,50 +1,77 @@
-"""The fine-tuning and inference procedures shared by every task; the task class supplies the
-reader, model, collator, metric and prediction format."""
+"""The one fine-tuning procedure and the one inference procedure, for every task.
 
-import argparse
-import dataclasses
+They receive built objects — the task (tokenizer inside), the model config, the settings and an
+``EngineFactory`` — and never parse flags: ``uer.cli.tasks`` does that.  Every engine (local, DDP,
+DeepSpeed ZeRO-1/2/3) and gradient accumulation work the same way for every task, because the
+task only supplies data, a model, a collator, a metric and a prediction format (``uer.tasks.base``).
+"""
+
 import json
 import logging
 import os
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from uer.cli.model_args import resolve_model_config, set_vocab_size
-from uer.config import save_config
+from uer.config import ModelConfig, save_config
 from uer.data.sampler import BatchSampler, CollatedBatches
-from uer.cli.common import tokenizer_from_args
-from uer.errors import ConfigError, DataError
-from uer.cli.engine_setup import build_engine, model_construction, setup_engine
-from uer.models.pretrained import backbone_source
-from uer.models.weights import load_weights, save_state
-from uer.training.device import pick_device
-from uer.training.engines import LocalEngine
+from uer.errors import ConfigError
+from uer.models.pretrained import backbone_config, backbone_source
+from uer.models.weights import load_weights, read_weights, save_state
+from uer.tasks.base import Task, TaskData
+from uer.training.engine_factory import EngineFactory
 from uer.training.metrics import MetricsLog
 from uer.training.trainer import Trainer, TrainerConfig
-from uer.utils import atomic_write_text, set_seed
+from uer.utils import atomic_write_text
 
 logger = logging.getLogger("uer")
-
 
 TASK_INFO_SUFFIX = ".task.json"
 
 
 def read_task_info(weights_path: str) -> dict:
-    """What fine-tuning recorded beside the model (sequence length ...), so inference matches it."""
+    """What fine-tuning recorded beside the model (task, head, sequence length ...)."""
     path = weights_path + TASK_INFO_SUFFIX
     if not os.path.isfile(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} is not readable JSON ({e}); it is written by fine-tuning beside the model — "
+                          "restore it or delete it and pass the task's flags explicitly") from None
+    if not isinstance(info, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return info
 
+
+@dataclass
+class FinetuneSettings:
+    """``lora``: a ``uer.models.lora.LoraConfig`` — adapters on the backbone, only they and the head
+    train; the best model is saved merged (a plain task model every script loads) and its adapter
+    alone beside it (<out>.lora.bin).  ``freeze_prefixes``: parameter-name prefixes kept frozen."""
+    output_model_path: str
+    pretrained_model_path: Optional[str] = None
+    epochs_num: int = 3
+    batch_size: int = 32
+    report_steps: int = 100
+    seed: int = 7
+    lora: Optional[object] = None
+    freeze_prefixes: Tuple[str, ...] = ()
+    adversarial: Optional[object] = None      # uer.training.adversarial.AdversarialConfig (--use_adv)
+
+
+# ------------------------------------------------------------------------------------------------
+# Prediction
+# ------------------------------------------------------------------------------------------------
 
 @torch.inference_mode()
-def predict_logits(engine, examples: List[dict], collator, batch_size: int) -> np.ndarray:
-    """Logits for every example, in order.  With several processes each rank predicts an equal
-    share of batches (the last share padded by repetition, since under ZeRO-3 every rank must take
-    part in every forward) and the shares are gathered: every rank returns all logits."""
+def predict(engine, examples: List[dict], collator, batch_size: int) -> np.ndarray:
+    """The model's outputs for every example, in order.  With several processes each rank predicts
+    an equal share of batches (the last share padded by repetition, since under ZeRO-3 every rank
+    must take part in every forward) and the shares are gathered: every rank returns all outputs."""
     model = engine.model
     was_training = model.training
     model.eval()
@@ -54,7 +81,7 @@ def predict_logits(engine, examples: List[dict], collator, batch_size: int) -> n
     mine = [batches[i % len(batches)] for i in range(rank * per_rank, (rank + 1) * per_rank)]
     chunks = []
     for start, end in mine:
-        batch = collator(examples[start:end])
+        batch = collator(examples[start:end], list(range(start, end)), 0)
         batch.pop("labels", None)
         batch.pop("tokens", None)
         out = engine.forward(engine.to_device(batch))
@@ -63,126 +90,186 @@ def predict_logits(engine, examples: List[dict], collator, batch_size: int) -> n
     if world > 1:
         shares = engine.gather(chunks)
         chunks = [c for share in shares for c in share][:len(batches)]
-    # Per-token logits (B, L, labels): batches are padded to different lengths L.
-    longest = max(c.shape[1] for c in chunks) if chunks[0].ndim == 3 else 0
-    return np.concatenate([np.pad(c, ((0, 0), (0, longest - c.shape[1]), (0, 0))) if longest else c
-                           for c in chunks])
+    return concatenate_padded(chunks)
 
 
-def evaluate(task, engine, examples: List[dict], collator, batch_size: int) -> Dict[str, float]:
-    logits = predict_logits(engine, examples, collator, batch_size)
-    return task.metrics([e["label"] for e in examples], logits.argmax(-1).tolist())
+def concatenate_padded(chunks: List[np.ndarray]) -> np.ndarray:
+    """Batches of per-token outputs (B, L, ...) are padded to different lengths L: pad with zeros."""
+    if chunks[0].ndim < 3:
+        return np.concatenate(chunks)
+    longest = max(c.shape[1] for c in chunks)
+    pad = [((0, 0), (0, longest - c.shape[1])) + ((0, 0),) * (c.ndim - 2) for c in chunks]
+    return np.concatenate([np.pad(c, p) for c, p in zip(chunks, pad)])
 
 
-def _load_pretrained(model, config, composite: str, path: str) -> None:
-    source = backbone_source(dataclasses.replace(config, pretrainer=composite), path)
-    ignored = load_weights(model, source, allow_missing=("head.",), ignore_unexpected=("target.",), source=path)
-    logger.info("loaded embedding + encoder from %s (pretraining heads not used: %d tensors)", path, len(ignored))
+def evaluate(task: Task, engine, data: TaskData, collator, batch_size: int):
+    outputs = predict(engine, data.examples, collator, batch_size)
+    return task.evaluate(data, outputs), outputs
 
 
-def run_finetune(task_cls, args: argparse.Namespace, given: Optional[set] = None) -> Dict[str, Dict[str, float]]:
-    """``given``: the flags on the command line (a DeepSpeed config may fill the others)."""
-    if args.fp16:
-        args.precision = "fp16"
-    device, world_size, ds_config, own_optimizer = setup_engine(args, given or set())
-    set_seed(args.seed)
-    tokenizer = tokenizer_from_args(args)
-    config = resolve_model_config(args, weights_path=args.pretrained_model_path)
-    set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
-    args.seq_length = args.seq_length or min(128, config.max_seq_length)
-    if args.seq_length > config.max_seq_length:
-        raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length "
-                          f"{config.max_seq_length}")
-    task = task_cls.from_args(tokenizer, args, {})
-    requested = getattr(args, "labels_num", None)         # NER takes its labels from --label2id_path
-    train = task.read(args.train_path, "--train_path", with_labels=True, labels_num=requested or 0)
-    labels_num = task.labels_num(train, requested)
-    config.labels_num, config.pooling = labels_num, getattr(args, "pooling", None) or config.pooling
-    dev = task.read(args.dev_path, "--dev_path", with_labels=True, labels_num=labels_num)
-    test = task.read(args.test_path, "--test_path", with_labels=True, labels_num=labels_num) \
-        if args.test_path else None
-    logger.info("%d train / %d dev%s examples, %d labels", len(train), len(dev),
-                f" / {len(test)} test" if test else "", labels_num)
+# ------------------------------------------------------------------------------------------------
+# Fine-tuning
+# ------------------------------------------------------------------------------------------------
 
-    composite, config.pretrainer = config.pretrainer, ""
-    with model_construction(args, ds_config):
+def load_pretrained(model, checkpoint_config: ModelConfig, path: str) -> None:
+    """Embedding + encoder (and a head that declares a pretrained prefix) from a pretraining or
+    converted checkpoint built from ``checkpoint_config`` (a composite's: its discriminator); the
+    pretraining targets it does not use are listed as ignored."""
+    source = backbone_source(checkpoint_config, path)
+    head_prefix = getattr(model.head, "pretrained_prefix", None)
+    allow_missing = ("head.",)
+    if head_prefix:
+        state = read_weights(source) if isinstance(source, str) else dict(source)
+        state.update({"head." + k[len(head_prefix):]: v for k, v in state.items() if k.startswith(head_prefix)})
+        source, allow_missing = state, ()
+    ignored = load_weights(model, source, allow_missing=allow_missing, ignore_unexpected=("target.",), source=path)
+    logger.info("loaded the backbone from %s (pretraining heads not used: %d tensors)", path, len(ignored))
+
+
+def run_finetune(task: Task, config: ModelConfig, train_path: str, dev_path: str, test_path: Optional[str],
+                 settings: FinetuneSettings, engines: EngineFactory) -> Dict[str, Dict[str, float]]:
+    """Read the splits, then ``finetune_on`` them."""
+    train = task.read(train_path, "train")
+    dev = task.read(dev_path, "dev")
+    test = task.read(test_path, "test") if test_path else None
+    return finetune_on(task, config, train, dev, test, settings, engines)
+
+
+def finetune_on(task: Task, config: ModelConfig, train: TaskData, dev: TaskData, test: Optional[TaskData],
+                settings: FinetuneSettings, engines: EngineFactory) -> Dict[str, Dict[str, float]]:
+    """Train for ``epochs_num`` epochs, evaluate on dev after each, keep the best model by the task's
+    primary metric (weights, config and task info beside it), then score test with that model.
+    Returns {"dev": scores + epoch, "test": scores}."""
+    checkpoint_config, config = config, backbone_config(config)
+    task.prepare(train, config)
+    for data in (dev, test):
+        if data is not None:
+            task.check_data(data, config)
+    logger.info("%d train / %d dev%s examples", len(train), len(dev), f" / {len(test)} test" if test else "")
+    with engines.construction():
         model = task.build_model(config)
-    if args.pretrained_model_path:
-        _load_pretrained(model, config, composite, args.pretrained_model_path)
+    if settings.pretrained_model_path:
+        load_pretrained(model, checkpoint_config, settings.pretrained_model_path)
     else:
         logger.warning("no --pretrained_model_path: fine-tuning from random initialisation")
-    sampler = BatchSampler(len(train), args.batch_size, args.seed, rank=0, world_size=world_size, drop_last=False)
-    if world_size > 1:
-        import torch.distributed as dist
-        sampler.rank = dist.get_rank()
-    if sampler.batches_per_epoch % args.accumulation_steps:
-        raise ConfigError(f"--accumulation_steps {args.accumulation_steps} does not divide the "
-                          f"{sampler.batches_per_epoch} batches of an epoch; pick a divisor so that epochs "
-                          "end on an optimizer step")
-    steps_per_epoch = sampler.batches_per_epoch // args.accumulation_steps
-    args.total_steps = steps_per_epoch * args.epochs_num
-    engine = build_engine(args, model, device, ds_config, own_optimizer)
+    adapters = attach_adapters(model, settings)
+    accumulation = engines.settings.accumulation_steps
+    sampler = BatchSampler(len(train), settings.batch_size, settings.seed, rank=engines.rank,
+                           world_size=engines.world_size, drop_last=False)
+    if sampler.batches_per_epoch % accumulation:
+        raise ConfigError(f"--accumulation_steps {accumulation} does not divide the {sampler.batches_per_epoch} "
+                          "batches of an epoch; pick a divisor so that epochs end on an optimizer step")
+    steps_per_epoch = sampler.batches_per_epoch // accumulation
+    total_steps = steps_per_epoch * settings.epochs_num
+    engine = engines.build(model, total_steps)
     collator = task.collator()
-    trainer = Trainer(engine, CollatedBatches(train, collator), sampler,
-                      TrainerConfig(total_steps=args.total_steps, accumulation_steps=args.accumulation_steps,
-                                    report_steps=args.report_steps, save_checkpoint_steps=args.total_steps + 1),
-                      metrics=MetricsLog(args.output_model_path + ".metrics.jsonl") if engine.is_main else None)
-    logger.info("engine %s, %d process(es), %s; %d optimizer steps", args.engine, world_size, args.precision,
-                args.total_steps)
+    out_path = settings.output_model_path
+    trainer = Trainer(engine, CollatedBatches(train.examples, collator), sampler,
+                      TrainerConfig(total_steps=total_steps, accumulation_steps=accumulation,
+                                    report_steps=settings.report_steps, save_checkpoint_steps=total_steps + 1,
+                                    adversarial=settings.adversarial),
+                      metrics=MetricsLog(out_path + ".metrics.jsonl") if engine.is_main else None)
+    logger.info("engine %s, %d process(es), %s; %d optimizer steps", engines.engine, engines.world_size,
+                engines.settings.precision, total_steps)
 
-    best, results, primary = -1.0, {}, task.primary_metric
-    for epoch in range(1, args.epochs_num + 1):
+    primary, best, results = task.primary_metric, None, {}
+    for epoch in range(1, settings.epochs_num + 1):
         trainer.train(until=epoch * steps_per_epoch)
-        scores = evaluate(task, engine, dev, collator, args.batch_size)
-        logger.info("epoch %d/%d: dev %s", epoch, args.epochs_num, task.summary(scores))
-        if scores[primary] > best:
+        scores, outputs = evaluate(task, engine, dev, collator, settings.batch_size)
+        if primary not in scores:
+            raise ConfigError(f"task '{task.name}' declares primary metric '{primary}' but its evaluation "
+                              f"returned {sorted(scores)}")
+        logger.info("epoch %d/%d: dev %s", epoch, settings.epochs_num, task.summary(scores))
+        if best is None or scores[primary] > best:
             best, results["dev"] = scores[primary], dict(scores, epoch=epoch)
+            for line in task.log_details(dev, outputs):
+                logger.info("%s", line)
             state = engine.full_state_dict()      # collective: ZeRO-3 gathers the partitions
             if engine.is_main:
-                save_state(state, args.output_model_path)
-                save_config(config, args.output_model_path + ".config.json")
-                atomic_write_text(args.output_model_path + TASK_INFO_SUFFIX,
-                                  json.dumps({"seq_length": args.seq_length, "labels_num": labels_num,
-                                              "pooling": config.pooling, "epoch": epoch, **task.info()}) + "\n")
+                if adapters:
+                    save_state({k: state[k] for k in adapters}, out_path + ".lora.bin")
+                    state = merged_state(engine.model, state)
+                save_task_model(task, config, state, out_path, epoch)
             engine.barrier()
-    logger.info("best dev %s %.4f (epoch %d) -> %s", primary, best, results["dev"]["epoch"], args.output_model_path)
+    logger.info("best dev %s %.4f (epoch %d) -> %s", primary, best, results["dev"]["epoch"], out_path)
+    if adapters:       # the test pass below loads the merged weights into the plain modules
+        from uer.models.lora import merge_lora
+        merge_lora(engine.model)
     if engine.is_main:
         print(f"dev {task.summary(results['dev'])}")
     if test is not None:
-        load_weights(engine.model, args.output_model_path)
-        results["test"] = evaluate(task, engine, test, collator, args.batch_size)
+        load_weights(engine.model, out_path)
+        results["test"], outputs = evaluate(task, engine, test, collator, settings.batch_size)
         if engine.is_main:
             print(f"test {task.summary(results['test'])}")
+            for line in task.log_details(test, outputs):
+                logger.info("test %s", line)
     return results
 
 
-def run_inference(task_cls, args: argparse.Namespace) -> List[str]:
-    if args.fp16:
-        args.precision = "fp16"
-    device = pick_device(args.device)
-    tokenizer = tokenizer_from_args(args)
-    requested_labels, args.labels_num = getattr(args, "labels_num", None), None   # checked, not applied
-    config = resolve_model_config(args, weights_path=args.load_model_path)
-    set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
-    if requested_labels and requested_labels != config.labels_num:
-        raise ConfigError(f"--labels_num {requested_labels} but the model {args.load_model_path} was "
-                          f"fine-tuned with {config.labels_num} labels")
-    task_info = read_task_info(args.load_model_path)
-    args.seq_length = args.seq_length or task_info.get("seq_length") or min(128, config.max_seq_length)
-    if args.seq_length > config.max_seq_length:
-        raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length "
-                          f"{config.max_seq_length}")
-    task = task_cls.from_args(tokenizer, args, task_info)
-    examples = task.read(args.test_path, "--test_path", with_labels=False)
-    model = task.build_model(config)
-    load_weights(model, args.load_model_path)
-    engine = LocalEngine(model, torch.optim.SGD(model.parameters(), lr=0.0), None, device, args.precision)
-    logits = predict_logits(engine, examples, task.collator(), args.batch_size)
-    lines = task.format_predictions(logits, getattr(args, "output_logits", False), getattr(args, "output_prob", False),
-                                    examples=examples)
-    atomic_write_text(args.prediction_path, "\n".join(lines) + "\n")
-    logger.info("%d predictions written to %s", len(examples), args.prediction_path)
-    return lines
+def attach_adapters(model, settings: FinetuneSettings) -> List[str]:
+    """LoRA / freezing as the settings ask; returns the adapter file's keys ([] without LoRA)."""
+    from uer.models.lora import apply_lora, freeze_by_prefix, lora_state_keys
+    if settings.lora is not None:
+        from uer.partitioned import has_partitioned_parameters
+        if has_partitioned_parameters(model):
+            raise ConfigError("--use_lora fine-tuning under ZeRO-3 is not supported (the adapters would be "
+                              "merged into partitioned weights); use ZeRO-2 or DDP")
+        wrapped = apply_lora(model, settings.lora, trainable_prefixes=("head.",))
+        logger.info("LoRA r=%d alpha=%g on %d layers; %d trainable tensors", settings.lora.r, settings.lora.alpha,
+                    len(wrapped), sum(p.requires_grad for p in model.parameters()))
+    if settings.freeze_prefixes:
+        freeze_by_prefix(model, settings.freeze_prefixes)
+    return lora_state_keys(model) if settings.lora is not None else []
 
 
-__all__ = ["run_finetune", "run_inference", "predict_logits", "evaluate", "DataError"]
+def merged_state(model, state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """``state`` with every adapter folded into its base weight (W + alpha/r B A) and the adapter
+    matrices dropped: the plain task model inference and conversion load."""
+    from uer.models.lora import lora_modules
+    merged = dict(state)
+    for name, module in lora_modules(model).items():
+        with torch.no_grad():
+            delta = module.delta_weight().detach().cpu().to(merged[name + ".weight"].dtype)
+        merged[name + ".weight"] = merged[name + ".weight"] + delta
+        merged.pop(name + ".lora_A", None)
+        merged.pop(name + ".lora_B", None)
+    return merged
+
+
+def save_task_model(task: Task, config: ModelConfig, state, path: str, epoch: int) -> None:
+    """Weights, the model config and <path>.task.json (what inference and conversion rebuild from)."""
+    save_state(state, path)
+    save_config(config, path + ".config.json")
+    info = {"task": task.name, "head": task.head, "head_options": task.head_options(),
+            "seq_length": task.seq_length, "labels_num": config.labels_num, "pooling": config.pooling,
+            "epoch": epoch, **task.info()}
+    atomic_write_text(path + TASK_INFO_SUFFIX, json.dumps(info, ensure_ascii=False) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# Inference
+# ------------------------------------------------------------------------------------------------
+
+def run_inference(task: Task, config: ModelConfig, load_model_path: str, test_path: str, prediction_path: str,
+                  batch_size: int, engines: EngineFactory):
+    """Predict every example of ``test_path`` with a fine-tuned model and write the task's
+    prediction file (by rank 0; under DDP / DeepSpeed every rank predicts a share).  Returns what
+    the task wrote (rank 0) or None."""
+    task.check_model(config)
+    data = task.read(test_path, "infer")
+    with engines.construction():
+        model = task.build_model(config)
+    load_weights(model, load_model_path)
+    engine = engines.build_for_inference(model)
+    outputs = predict(engine, data.examples, task.collator(), batch_size)
+    written = None
+    if engine.is_main:
+        written = task.write_predictions(data, outputs, prediction_path)
+        logger.info("%d predictions written to %s", len(data), prediction_path)
+    engine.barrier()
+    return written
+
+
+__all__ = ["run_finetune", "finetune_on", "run_inference", "predict", "evaluate", "FinetuneSettings",
+           "read_task_info", "TASK_INFO_SUFFIX"]

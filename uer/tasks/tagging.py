@@ -8,56 +8,21 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from uer.config import ModelConfig
 from uer.errors import ConfigError, DataError
-from uer.models import build_backbone, init_weights
 from uer.registry import TASKS
+from uer.tasks.base import Task, TaskData, split_flag
+from uer.tasks.heads import IGNORE, build_task_model
 from uer.tasks.metrics import entity_metrics
 from uer.tasks.tsv import read_tsv
+from uer.data.text_files import open_text
 
 logger = logging.getLogger("uer")
 
-IGNORE = -100      # label of positions that take no part in loss or metrics ([CLS], extra pieces, padding)
-
-
-class TaggingHead(nn.Module):
-    """dropout -> linear on every position (Hugging Face's token-classification head, ``classifier``)."""
-
-    def __init__(self, hidden_size: int, labels_num: int, dropout: float):
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden_size, labels_num)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.output(self.dropout(hidden))
-
-
-class Tagger(nn.Module):
-    """Embedding + encoder of any pretrained checkpoint, plus a fresh per-token head."""
-
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.config = config
-        self.embedding, self.encoder = build_backbone(config)
-        self.head = TaggingHead(config.hidden_size, config.labels_num, config.dropout)
-        init_weights(self)
-
-    def logits(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(self.embedding(src, seg), seg))
-
-    def forward(self, batch: dict) -> dict:
-        logits = self.logits(batch["src"], batch["seg"])
-        out = {"logits": logits}
-        if "labels" in batch:
-            labels = batch["labels"]
-            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
-            real = labels.ne(IGNORE)
-            acc = (logits.argmax(-1).eq(labels) & real).sum().float() / real.sum().clamp(min=1)
-            out.update(loss=loss, ner_loss=loss.detach(), ner_acc=acc.detach())
-        return out
+def Tagger(config: ModelConfig):
+    """The sequence-labelling task model: backbone + the per-token "tagger" head."""
+    return build_task_model(config, "tagger")
 
 
 def read_label2id(path: str) -> Dict[str, int]:
@@ -65,8 +30,8 @@ def read_label2id(path: str) -> Dict[str, int]:
     if not os.path.isfile(path):
         raise ConfigError(f"--label2id_path {path} does not exist")
     try:
-        with open(path, encoding="utf-8") as f:
-            label2id = json.load(f)
+        with open_text(path, f"--label2id_path {path}") as f:
+            label2id = json.loads(f.read())
     except json.JSONDecodeError as e:
         raise ConfigError(f"--label2id_path {path} is not valid JSON ({e}); expected e.g. "
                           '{"O": 0, "B-LOC": 1, "I-LOC": 2}')
@@ -107,15 +72,34 @@ class TaggingCollator:
             for i, item in enumerate(items):
                 labels[i, :len(item["label"])] = item["label"]
             out["labels"] = torch.from_numpy(labels)
+        if "heads" in items[0]:      # the words' first pieces: the positions a CRF decodes over
+            words = np.zeros((len(items), length), dtype=bool)
+            for i, item in enumerate(items):
+                words[i, item["heads"]] = True
+            out["word_mask"] = torch.from_numpy(words)
         return out
 
 
 @TASKS.register("ner")
-class TaggingTask:
+class TaggingTask(Task):
     """Reader + model + metric + prediction writer for sequence labelling (UER-py run_ner.py)."""
 
+    name = "ner"
+    head = "tagger"
     columns_required = ("text_a",)
     primary_metric = "f1"
+
+    @classmethod
+    def add_args(cls, parser, training: bool) -> None:
+        parser.add_argument("--label2id_path", default=None, help=(
+            'JSON {"O": 0, "B-LOC": 1, ...}; default: built from the train tags ("O" first, then sorted) and '
+            "saved in <output_model_path>.task.json." if training else
+            "Default: the label2id saved in <load_model_path>.task.json by fine-tuning; needed for a model "
+            "converted from Hugging Face."))
+        if training:
+            parser.add_argument("--crf_target", action="store_true",
+                                help="UER-py flag: a CRF over the tags (trained by its likelihood, decoded by "
+                                     "Viterbi); inference reads it from <load_model_path>.task.json.")
 
     def __init__(self, tokenizer, seq_length: int, label2id: Optional[Dict[str, int]] = None,
                  label2id_source: str = ""):
@@ -125,6 +109,13 @@ class TaggingTask:
 
     @classmethod
     def from_args(cls, tokenizer, args, saved: dict) -> "TaggingTask":
+        task = cls._from_args(tokenizer, args, saved)
+        if getattr(args, "crf_target", False) or saved.get("head") == "crf_tagger":
+            task.head = "crf_tagger"
+        return task
+
+    @classmethod
+    def _from_args(cls, tokenizer, args, saved: dict) -> "TaggingTask":
         """``--label2id_path`` if given, else the map saved beside a fine-tuned model, else (fine-tuning)
         built from the train tags when the train file is read."""
         path = getattr(args, "label2id_path", None)
@@ -160,7 +151,8 @@ class TaggingTask:
         return {"src": np.asarray(src, dtype=np.int64), "heads": np.asarray(heads, dtype=np.int64),
                 "tokens_num": len(tokens)}
 
-    def read(self, path: str, flag: str, with_labels: bool, labels_num: int = 0) -> List[dict]:
+    def read(self, path: str, split: str) -> TaskData:
+        flag, with_labels = split_flag(split), split != "infer"
         required = self.columns_required + (("label",) if with_labels else ())
         rows = []
         for line, row in read_tsv(path, required, ("label",), flag=flag):
@@ -191,24 +183,23 @@ class TaggingTask:
             logger.warning("%s: %d of %d examples are longer than --seq_length %d and were truncated (their "
                            "tail tokens are not scored and are predicted 'O')", path, truncated, len(examples),
                            self.seq_length)
-        return examples
+        return TaskData(examples, path, split)
 
     # ---------------------------------------------------------------- model, metrics, predictions
-    def labels_num(self, train: List[dict], requested: Optional[int] = None) -> int:
-        return len(self.label2id)
+    def prepare(self, train: TaskData, config: ModelConfig) -> None:
+        config.labels_num = len(self.label2id)
 
     def info(self) -> dict:
         """Saved in <model>.task.json so inference writes the same tag names."""
         return {"label2id": self.label2id}
 
-    def build_model(self, config: ModelConfig) -> Tagger:
+    def check_model(self, config: ModelConfig) -> None:
         if self.label2id is None:       # inference of a model without <model>.task.json (a converted one)
             raise ConfigError("no tag names for the model's labels: pass --label2id_path (the label2id.json "
                               "it was fine-tuned with); it is read from <load_model_path>.task.json when present")
         if config.labels_num != len(self.label2id):
             raise ConfigError(f"{self.label2id_source} has {len(self.label2id)} tags but the model has "
                               f"labels_num {config.labels_num}; use the label2id the model was fine-tuned with")
-        return Tagger(config)
 
     def collator(self) -> TaggingCollator:
         return TaggingCollator(self.tokenizer.vocab.pad_id)
@@ -217,14 +208,14 @@ class TaggingTask:
         id2label = {i: t for t, i in self.label2id.items()}
         return [id2label[int(i)] for i in ids]
 
-    def metrics(self, labels: Sequence[np.ndarray], predictions: Sequence[Sequence[int]]) -> Dict[str, float]:
+    def evaluate(self, data: TaskData, outputs: np.ndarray) -> Dict[str, float]:
         """Entity-level precision/recall/F1 and token accuracy over the labelled positions."""
         gold, pred = [], []
-        for label, prediction in zip(labels, predictions):
-            label = np.asarray(label)
+        for example, row in zip(data.examples, outputs):
+            label = np.asarray(example["label"])
             positions = np.flatnonzero(label != IGNORE)
             gold.append(self.tags(label[positions]))
-            pred.append(self.tags(np.asarray(prediction)[positions]))
+            pred.append(self.tags(row.argmax(-1)[positions]))
         return entity_metrics(gold, pred)
 
     @staticmethod
@@ -232,14 +223,11 @@ class TaggingTask:
         return (f"f1: {scores['f1']:.4f} precision: {scores['precision']:.4f} recall: {scores['recall']:.4f} "
                 f"token accuracy: {scores['accuracy']:.4f}")
 
-    def format_predictions(self, logits: np.ndarray, output_logits: bool, output_prob: bool,
-                           examples: Sequence[dict] = ()) -> List[str]:
+    def prediction_lines(self, data: TaskData, outputs: np.ndarray) -> List[str]:
         """UER-py run_ner_infer.py's file: one line per input, a tag per given token; tokens cut off by
-        --seq_length are tagged 'O'.  (--output_logits/--output_prob are classification options.)"""
-        if output_logits or output_prob:
-            raise ConfigError("--output_logits / --output_prob are not available for NER predictions")
+        --seq_length are tagged 'O'."""
         lines = []
-        for row, example in zip(logits, examples):
+        for row, example in zip(outputs, data.examples):
             tags = self.tags(row.argmax(-1)[example["heads"]])
             lines.append(" ".join(tags + ["O"] * (example["tokens_num"] - len(tags))))
         return lines

@@ -12,30 +12,38 @@ logger = logging.getLogger("uer")
 
 class MetricsLog:
     """Appends one JSON object per report to ``path``.  On resume, lines past the resumed step are
-    dropped so the file describes exactly one run."""
+    dropped so the file describes exactly one run.
+
+    The existing file is left alone until the first record is written: a run that fails before its
+    first report (a bad first batch, a refused flag) leaves the previous run's log intact."""
 
     def __init__(self, path: Optional[str], resume_step: Optional[int] = None):
         self.path = path
-        if path is None:
-            return
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        if resume_step is None:
-            open(path, "w").close()
-        elif os.path.exists(path):
+        self.resume_step = resume_step
+        self._started = False
+
+    def _start(self) -> None:
+        self._started = True
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        if self.resume_step is None:
+            open(self.path, "w").close()
+        elif os.path.exists(self.path):
             kept = []
-            with open(path, encoding="utf-8") as f:
+            with open(self.path, encoding="utf-8") as f:
                 for line in f:
                     try:
-                        if json.loads(line).get("step", 0) <= resume_step:
+                        if json.loads(line).get("step", 0) <= self.resume_step:
                             kept.append(line if line.endswith("\n") else line + "\n")
                     except json.JSONDecodeError:
                         break      # a line cut by the interruption: stop there
-            with open(path, "w", encoding="utf-8") as f:
+            with open(self.path, "w", encoding="utf-8") as f:
                 f.writelines(kept)
 
     def write(self, record: Dict) -> None:
         if self.path is None:
             return
+        if not self._started:
+            self._start()
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 

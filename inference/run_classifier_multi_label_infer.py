@@ -1,0 +1,9 @@
+"""Predict label sets with a fine-tuned multi-label classifier: thin shim over uer.cli.task_scripts."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from uer.cli.task_scripts import multi_label_infer  # noqa: E402
+
+if __name__ == "__main__":
+    multi_label_infer()

@@ -1,0 +1,9 @@
+"""Score answer candidates with a fine-tuned answer selector: thin shim over uer.cli.task_scripts."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from uer.cli.task_scripts import dbqa_infer  # noqa: E402
+
+if __name__ == "__main__":
+    dbqa_infer()
