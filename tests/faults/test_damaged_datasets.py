@@ -51,7 +51,18 @@ def shuffle_label_field(path):
     index.tofile(path / "shard_00000.index.bin")
 
 
+def token_beyond_the_vocabulary(path):
+    """Flipped high bytes in tokens.bin (one token in ten, so every instance is hit): ids no
+    vocabulary entry has, caught when an instance is read."""
+    data = bytearray((path / "shard_00000.tokens.bin").read_bytes())
+    for high_byte in range(1, len(data), 20):
+        data[high_byte] ^= 0x80
+    (path / "shard_00000.tokens.bin").write_bytes(bytes(data))
+
+
 CASES = {
+    "a token id beyond the vocabulary": (token_beyond_the_vocabulary,
+                                         ["shard_00000.tokens.bin", "beyond the vocabulary's"]),
     "tokens truncated by 100 bytes": (truncate("shard_00000.tokens.bin", lambda n: n - 100),
                                       ["shard_00000.tokens.bin", "bytes, but meta.json says"]),
     "index halved": (truncate("shard_00000.index.bin", lambda n: n // 2), ["shard_00000.index.bin", "index rows"]),

@@ -169,14 +169,27 @@ def launch(argv):
 
 
 @pytest.fixture(scope="module")
-def deepspeed_run(tiny_corpus, dataset, tmp_path_factory):
-    root = tmp_path_factory.mktemp("ds")
-    config = root / "zero2.json"
-    config.write_text(json.dumps({"zero_optimization": {"stage": 2}}))
-    out = root / "m.bin"
-    proc = launch(pretrain_argv(tiny_corpus, dataset, out, "--deepspeed", "--deepspeed_config", config))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, config
+def deepspeed_runs(tiny_corpus, dataset, tmp_path_factory):
+    """One single-process DeepSpeed run per ZeRO stage, made on first use."""
+    done = {}
+
+    def run(stage):
+        if stage not in done:
+            root = tmp_path_factory.mktemp(f"zero{stage}")
+            config = root / f"zero{stage}.json"
+            zero = {"stage": stage, **({"stage3_param_persistence_threshold": 0} if stage == 3 else {})}
+            config.write_text(json.dumps({"zero_optimization": zero}))
+            out = root / "m.bin"
+            proc = launch(pretrain_argv(tiny_corpus, dataset, out, "--deepspeed", "--deepspeed_config", config))
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            done[stage] = out, config
+        return done[stage]
+    return run
+
+
+@pytest.fixture
+def deepspeed_run(deepspeed_runs):
+    return deepspeed_runs(2)
 
 
 def deepspeed_copy(run, tmp_path):
@@ -188,30 +201,35 @@ def deepspeed_copy(run, tmp_path):
     return target / "m.bin"
 
 
+def consolidate_argv(out, tmp_path):
+    return ["--input_path", str(out) + ".deepspeed", "--output_model_path", str(tmp_path / "w.bin"),
+            "--config_path", "none"]
+
+
 @needs_deepspeed
-def test_a_clean_deepspeed_checkpoint_consolidates_under_the_restricted_loader(deepspeed_run, tmp_path):
-    out = deepspeed_copy(deepspeed_run, tmp_path)
-    consolidate.main(["--input_path", str(out) + ".deepspeed", "--output_model_path", str(tmp_path / "w.bin"),
-                      "--config_path", "none"])
-    assert read_weights(str(tmp_path / "w.bin"))      # a plain tensor file came out of it
+@pytest.mark.parametrize("stage", [2, 3])
+def test_consolidation_never_runs_code_from_any_file_of_a_deepspeed_checkpoint(stage, deepspeed_runs, tmp_path,
+                                                                               capsys):
+    run = deepspeed_runs(stage)
+    clean = deepspeed_copy(run, tmp_path / "clean")
+    consolidate.main(consolidate_argv(clean, tmp_path / "clean"))     # the allow-list reads a real checkpoint
+    assert read_weights(str(tmp_path / "clean" / "w.bin"))
+    capsys.readouterr()
+    planted_files = sorted(os.listdir(str(clean) + ".deepspeed/step2"))
+    assert [f for f in planted_files if f.endswith(".pt")] == planted_files and len(planted_files) >= 2
+    for i, planted in enumerate(planted_files):
+        case = tmp_path / f"case{i}"
+        out = deepspeed_copy(run, case)
+        marker = case / "marker"
+        planted_path = str(out) + ".deepspeed/step2/" + planted
+        before = plant(planted_path, marker)
+        one_error(capsys, lambda: consolidate.main(consolidate_argv(out, case)), planted, "pickled Python objects")
+        assert not marker.exists() and not (case / "w.bin").exists(), planted
+        assert open(planted_path, "rb").read() == before
 
 
 def deepspeed_files():
     return ["mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"]
-
-
-@needs_deepspeed
-@pytest.mark.parametrize("planted", deepspeed_files())
-def test_consolidation_never_runs_code_from_a_deepspeed_checkpoint(planted, deepspeed_run, tmp_path, capsys):
-    out = deepspeed_copy(deepspeed_run, tmp_path)
-    marker = tmp_path / "marker"
-    planted_path = str(out) + ".deepspeed/step2/" + planted
-    before = plant(planted_path, marker)
-    one_error(capsys, lambda: consolidate.main(["--input_path", str(out) + ".deepspeed", "--output_model_path",
-                                                str(tmp_path / "w.bin"), "--config_path", "none"]),
-              planted, "pickled Python objects")
-    assert not marker.exists() and not (tmp_path / "w.bin").exists()
-    assert open(planted_path, "rb").read() == before
 
 
 @needs_deepspeed

@@ -32,8 +32,10 @@ class PoisonedRegression(nn.Module):
         loss = (self.linear(batch["x"]) - batch["y"]).pow(2).mean()
         if bool(batch["poison"].any()):
             w = self.linear.weight
-            loss = loss + torch.sqrt((w - w.detach()).sum())
+            loss = loss + torch.sqrt((w - w.detach()).sum() + self.nan_loss * -1.0)
         return {"loss": loss}
+
+    nan_loss = 0.0      # 1.0: the poisoned batches' loss itself is NaN (sqrt of -1)
 
 
 def trainer_for(tmp_path, poisoned, steps, **cfg):
@@ -80,6 +82,17 @@ def test_non_finite_gradients_in_a_row_stop_the_run(tmp_path):
     with pytest.raises(TrainingError, match="step 3: the last 3 updates were skipped for non-finite gradients"):
         trainer.train()
     assert torch.equal(before, engine.model.linear.weight)
+
+
+def test_a_nan_loss_stops_before_the_backward_pass_naming_step_and_batch(tmp_path):
+    trainer, engine = trainer_for(tmp_path, poisoned={9}, steps=4)
+    engine.model.nan_loss = 1.0
+    before = engine.model.linear.weight.detach().clone()
+    trainer.train(until=2)
+    after_two = engine.model.linear.weight.detach().clone()
+    with pytest.raises(TrainingError, match=r"step 3: the loss is nan \(epoch 0, batch 2\); no checkpoint"):
+        trainer.train()
+    assert not torch.equal(before, after_two) and torch.equal(after_two, engine.model.linear.weight)
 
 
 @pytest.fixture(scope="module")

@@ -209,6 +209,10 @@ class IndexedDataset:
         self._columns = 2 * len(self.streams) + len(self.fields)
         self._tokens = [None] * len(counts)
         self._index = [None] * len(counts)
+        # Token data has no checksum; an id beyond the vocabulary (a flipped high byte, say) is the
+        # damage that would otherwise surface as an embedding IndexError mid-run.
+        tokenizer = self.meta.get("tokenizer")
+        self._vocab_size = tokenizer.get("vocab_size") if isinstance(tokenizer, dict) else None
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -237,6 +241,11 @@ class IndexedDataset:
         for j, name in enumerate(self.streams):
             offset, length = int(row[2 * j]), int(row[2 * j + 1])
             item[name] = np.asarray(tokens[offset:offset + length], dtype=np.int64)
+            if self._vocab_size and length and int(item[name].max()) >= self._vocab_size:
+                shard = os.path.join(self.path, self.meta["shards"][k]["name"] + ".tokens.bin")
+                raise DataError(f"{shard}: instance {i} holds token id {int(item[name].max())}, beyond the "
+                                f"vocabulary's {self._vocab_size} ids (meta.json): the file is damaged; "
+                                "rebuild the dataset with preprocess.py")
         for j, name in enumerate(self.fields):
             item[name] = int(row[2 * len(self.streams) + j])
         return item
