@@ -179,3 +179,32 @@ def test_lora_under_zero_matches_one_process(stage, reference, tiny_corpus, data
     launch(flags(tiny_corpus, dataset, out, base, "--accumulation_steps", "2", "--deepspeed",
                  "--deepspeed_config", zero_config(tmp_path, stage)))
     assert_same_training(out, reference, WEIGHT_ATOL_PARTITIONED if stage == 3 else WEIGHT_ATOL)
+
+
+def test_finetuning_starts_from_a_pretrained_adapter(reference, tiny_corpus, base, tmp_path, capsys):
+    """TencentPretrain's fine-tuning --lora_pretrained_model_path: the adapter of a LoRA pretraining run
+    is loaded over the base before fine-tuning (the new head aside); other LoRA settings are refused."""
+    from uer.cli.tasks import finetune_main
+    from uer.models.weights import read_weights
+
+    vocab_words = [w for w in open(tiny_corpus / "vocab.txt", encoding="utf-8").read().split() if w.isalpha()][:8]
+    rows = "".join(f"{i % 2}\t{vocab_words[i % 8]} {vocab_words[(i * 3) % 8]}\n" for i in range(16))
+    train = tmp_path / "train.tsv"
+    train.write_text("label\ttext_a\n" + rows, encoding="utf-8")
+    common = ["--pretrained_model_path", str(base), "--vocab_path", str(tiny_corpus / "vocab.txt"), "--config_path",
+              str(tiny_corpus / "tiny_bert.json"), "--train_path", str(train), "--dev_path", str(train),
+              "--epochs_num", "1", "--batch_size", "8", "--seq_length", "16", "--learning_rate", "0", *LORA]
+    out = tmp_path / "cls.bin"
+    finetune_main("classification")(common + ["--lora_pretrained_model_path", str(reference),
+                                              "--output_model_path", str(out)])
+    adapter = read_weights(str(reference))
+    saved = read_weights(str(out) + ".lora.bin")       # lr 0: the fine-tuned adapter is the loaded one
+    shared = [k for k in adapter if k in saved]
+    assert shared and all(torch.equal(adapter[k], saved[k]) for k in shared)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        finetune_main("classification")(common[:-len(LORA)] + ["--use_lora", "--lora_r", "2", "--lora_targets",
+                                                                  LORA[-1], "--lora_pretrained_model_path",
+                                                                  str(reference), "--output_model_path",
+                                                                  str(tmp_path / "other.bin")])
+    assert str(reference) in capsys.readouterr().err

@@ -126,12 +126,10 @@ def _finetune(task_name: str, args, engines):
     tokenizer = tokenizer_from_args(args)
     config = _model_config(args, args.pretrained_model_path, tokenizer, task_cls, {})
     task = task_cls.from_args(tokenizer, args, {})
-    if args.lora_pretrained_model_path:
-        raise ConfigError("--lora_pretrained_model_path is a pretraining flag (continue training an adapter); "
-                          "fine-tuning starts new adapters on --pretrained_model_path")
     settings = FinetuneSettings(args.output_model_path, args.pretrained_model_path, args.epochs_num,
                                 args.batch_size, args.report_steps, args.seed, lora_config_from_args(args),
-                                tuple(freeze_prefixes_from_args(args)), adversarial_from_args(args))
+                                tuple(freeze_prefixes_from_args(args)), adversarial_from_args(args),
+                                lora_init=args.lora_pretrained_model_path)
     return run_finetune(task, config, args.train_path, args.dev_path, args.test_path, settings, engines)
 
 

@@ -61,6 +61,9 @@ class FinetuneSettings:
     lora: Optional[object] = None
     freeze_prefixes: Tuple[str, ...] = ()
     adversarial: Optional[object] = None      # uer.training.adversarial.AdversarialConfig (--use_adv)
+    # An adapter file (LoRA pretraining's <out>.lora.bin, same settings) loaded over the backbone's
+    # new adapters before fine-tuning starts (TencentPretrain's --lora_pretrained_model_path).
+    lora_init: Optional[str] = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def finetune_on(task: Task, config: ModelConfig, train: TaskData, dev: TaskData,
 
 def attach_adapters(model, settings: FinetuneSettings) -> List[str]:
     """LoRA / freezing as the settings ask; returns the adapter file's keys ([] without LoRA)."""
-    from uer.models.lora import apply_lora, freeze_by_prefix, lora_state_keys
+    from uer.models.lora import apply_lora, freeze_by_prefix, load_lora_weights, lora_state_keys
     if settings.lora is not None:
         from uer.partitioned import has_partitioned_parameters
         if has_partitioned_parameters(model):
@@ -218,6 +221,10 @@ def attach_adapters(model, settings: FinetuneSettings) -> List[str]:
         wrapped = apply_lora(model, settings.lora, trainable_prefixes=("head.",))
         logger.info("LoRA r=%d alpha=%g on %d layers; %d trainable tensors", settings.lora.r, settings.lora.alpha,
                     len(wrapped), sum(p.requires_grad for p in model.parameters()))
+        if settings.lora_init:
+            # The head is new; everything else the file holds must be exactly this model's adapters.
+            load_lora_weights(model, settings.lora_init, allow_missing=("head.",))
+            logger.info("adapters initialised from %s", settings.lora_init)
     if settings.freeze_prefixes:
         freeze_by_prefix(model, settings.freeze_prefixes)
     return lora_state_keys(model) if settings.lora is not None else []
