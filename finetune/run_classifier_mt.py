@@ -1,0 +1,9 @@
+"""UER-py finetune/run_classifier_mt.py (multi-task classification): thin shim over uer.cli.classifier_variants."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from uer.cli.classifier_variants import mt_finetune  # noqa: E402
+
+if __name__ == "__main__":
+    mt_finetune()
