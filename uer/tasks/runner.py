@@ -19,6 +19,7 @@ from uer.config import ModelConfig, save_config
 from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.errors import ConfigError
 from uer.models.pretrained import backbone_config, backbone_source
+from uer.partitioned import full_shapes
 from uer.models.weights import load_weights, read_weights, save_state
 from uer.tasks.base import Task, TaskData
 from uer.training.engine_factory import EngineFactory
@@ -121,12 +122,22 @@ def load_pretrained(model, checkpoint_config: ModelConfig, path: str) -> None:
     source = backbone_source(checkpoint_config, path)
     head_prefix = getattr(model.head, "pretrained_prefix", None)
     allow_missing = ("head.",)
+    # Memory-mapped: every rank maps the same file (shared page cache); tensors are read when copied.
+    state = read_weights(source, mmap=True) if isinstance(source, str) else dict(source)
     if head_prefix:
-        state = read_weights(source) if isinstance(source, str) else dict(source)
         state.update({"head." + k[len(head_prefix):]: v for k, v in state.items() if k.startswith(head_prefix)})
-        source, allow_missing = state, ()
-    ignored = load_weights(model, source, allow_missing=allow_missing, ignore_unexpected=("target.",), source=path)
-    logger.info("loaded the backbone from %s (pretraining heads not used: %d tensors)", path, len(ignored))
+        allow_missing = ()
+    # A converted BertModel brings its pooler as head.linear_1, another task's model its own head:
+    # what fits this task's head (same name and shape) starts it, the rest is not used.
+    own = full_shapes(model)
+    unfit = [k for k in state if k.startswith("head.") and tuple(state[k].shape) != own.get(k)]
+    for k in unfit:
+        del state[k]
+    if unfit:
+        logger.info("head tensors of %s that do not fit the '%s' head, not used: %s", path,
+                    type(model.head).__name__, ", ".join(unfit[:6]) + (" ..." if len(unfit) > 6 else ""))
+    ignored = load_weights(model, state, allow_missing=allow_missing, ignore_unexpected=("target.",), source=path)
+    logger.info("loaded the backbone from %s (pretraining heads not used: %d tensors)", path, len(ignored) + len(unfit))
 
 
 def run_finetune(task: Task, config: ModelConfig, train_path: str, dev_path: str, test_path: Optional[str],
