@@ -237,3 +237,14 @@ def test_chid_prediction_file_is_uer_py_json(tokenizer, tmp_path):
     written = task.write_predictions(data, outputs, out)
     assert written == json.load(open(out)) == {"#idiom000001#": 0, "#idiom000002#": 1, "#idiom000003#": 1}
     assert open(out).read().startswith('{\n  "#idiom000001#": 0')
+
+
+def test_chid_flags_test_path_needs_its_answers_and_inference_reuses_saved_choices(tokenizer):
+    import argparse
+    args = argparse.Namespace(seq_length=32, max_choices_num=None, train_answer_path="a.json",
+                              dev_answer_path="b.json", test_answer_path=None, test_path="t.json")
+    with pytest.raises(ConfigError, match="--test_path is given but not --test_answer_path"):
+        ChidTask.from_args(tokenizer, args, {})
+    infer_args = argparse.Namespace(seq_length=32, max_choices_num=None, test_path="t.json")
+    assert ChidTask.from_args(tokenizer, infer_args, {"max_choices_num": 7}).max_choices_num == 7
+    assert C3Task.from_args(tokenizer, infer_args, {}).max_choices_num == 4
