@@ -25,13 +25,14 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
-from uer.cli.adv_args import add_adv_args, adversarial_from_args, check_adv_flags
+from uer.cli.adv_args import add_adv_args, check_adv_flags
 from uer.cli.common import cli_entry, tokenizer_from_args
 from uer.cli.engine_setup import add_engine_args, engine_factory, flags_on_command_line
-from uer.cli.lora_args import add_lora_args, freeze_prefixes_from_args, lora_config_from_args
+from uer.cli.lora_args import add_lora_args
 from uer.cli.model_args import add_model_override_args
 from uer.cli.output_paths import MODEL_COMPANIONS, Output, model_output, refuse_outputs_over_inputs
-from uer.cli.tasks import _model_config, add_common_args, add_training_args, finetune_parser, infer_main
+from uer.cli.tasks import (_model_config, add_common_args, add_training_args, finetune_parser, finetune_settings,
+                           infer_main)
 from uer.config import find_config_beside, load_config
 from uer.errors import ConfigError, DataError
 from uer.models.weights import load_weights
@@ -74,16 +75,7 @@ def _run(make_parser: Callable[[], argparse.ArgumentParser], argv: Optional[List
 
 
 def _settings(args, **changes) -> FinetuneSettings:
-    settings = FinetuneSettings(args.output_model_path, args.pretrained_model_path, args.epochs_num,
-                                args.batch_size, args.report_steps, args.seed, lora_config_from_args(args),
-                                tuple(freeze_prefixes_from_args(args)), adversarial_from_args(args))
-    lora_init = getattr(args, "lora_pretrained_model_path", None)
-    if lora_init:
-        if "lora_init" not in {f.name for f in dataclasses.fields(FinetuneSettings)}:
-            raise ConfigError("--lora_pretrained_model_path is a pretraining flag (continue training an adapter); "
-                              "fine-tuning starts new adapters on --pretrained_model_path")
-        changes["lora_init"] = lora_init
-    return dataclasses.replace(settings, **changes)
+    return dataclasses.replace(finetune_settings(args), **changes)
 
 
 def _task_and_config(task_name: str, args):

@@ -126,11 +126,16 @@ def _finetune(task_name: str, args, engines):
     tokenizer = tokenizer_from_args(args)
     config = _model_config(args, args.pretrained_model_path, tokenizer, task_cls, {})
     task = task_cls.from_args(tokenizer, args, {})
-    settings = FinetuneSettings(args.output_model_path, args.pretrained_model_path, args.epochs_num,
-                                args.batch_size, args.report_steps, args.seed, lora_config_from_args(args),
-                                tuple(freeze_prefixes_from_args(args)), adversarial_from_args(args),
-                                lora_init=args.lora_pretrained_model_path)
-    return run_finetune(task, config, args.train_path, args.dev_path, args.test_path, settings, engines)
+    return run_finetune(task, config, args.train_path, args.dev_path, args.test_path, finetune_settings(args),
+                        engines)
+
+
+def finetune_settings(args) -> FinetuneSettings:
+    """What the shared fine-tuning flags ask of the one fine-tuning procedure."""
+    return FinetuneSettings(args.output_model_path, args.pretrained_model_path, args.epochs_num,
+                            args.batch_size, args.report_steps, args.seed, lora_config_from_args(args),
+                            tuple(freeze_prefixes_from_args(args)), adversarial_from_args(args),
+                            lora_init=getattr(args, "lora_pretrained_model_path", None))
 
 
 def infer(task_name: str, argv: Optional[List[str]] = None):
