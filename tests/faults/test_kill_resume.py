@@ -19,7 +19,6 @@ import time
 import pytest
 import torch
 
-from uer.cli.preprocess import main as preprocess_main
 from uer.models.weights import read_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,14 +39,6 @@ os.replace = replace
 sys.argv = [os.path.join({root!r}, "pretrain.py")] + sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
-
-
-@pytest.fixture(scope="module")
-def dataset(tiny_corpus, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("kill") / "dataset")
-    preprocess_main(["--corpus_path", str(tiny_corpus / "corpus.txt"), "--vocab_path", str(tiny_corpus / "vocab.txt"),
-                     "--dataset_path", path, "--seq_length", "32"])
-    return path
 
 
 def argv(tiny_corpus, dataset, out, *extra):

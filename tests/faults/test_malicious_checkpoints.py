@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from uer.cli import consolidate, pretrain
-from uer.cli.preprocess import main as preprocess_main
 from uer.cli.tasks import finetune_main
 from uer.convert.cli import main as convert_main
 from uer.errors import CheckpointError
@@ -62,14 +61,6 @@ def one_error(capsys, call, *needles):
     for needle in needles:
         assert needle in err[-1], (needle, err[-1])
     return err[-1]
-
-
-@pytest.fixture(scope="module")
-def dataset(tiny_corpus, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("evil") / "dataset")
-    preprocess_main(["--corpus_path", str(tiny_corpus / "corpus.txt"), "--vocab_path", str(tiny_corpus / "vocab.txt"),
-                     "--dataset_path", path, "--seq_length", "32"])
-    return path
 
 
 def pretrain_argv(tiny_corpus, dataset, out, *extra):

@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from uer.cli.preprocess import main as preprocess_main
 from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.training.engines import LocalEngine
 from uer.training.metrics import MetricsLog
@@ -93,14 +92,6 @@ def test_a_nan_loss_stops_before_the_backward_pass_naming_step_and_batch(tmp_pat
     with pytest.raises(TrainingError, match=r"step 3: the loss is nan \(epoch 0, batch 2\); no checkpoint"):
         trainer.train()
     assert not torch.equal(before, after_two) and torch.equal(after_two, engine.model.linear.weight)
-
-
-@pytest.fixture(scope="module")
-def dataset(tiny_corpus, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("nan") / "dataset")
-    preprocess_main(["--corpus_path", str(tiny_corpus / "corpus.txt"), "--vocab_path", str(tiny_corpus / "vocab.txt"),
-                     "--dataset_path", path, "--seq_length", "32"])
-    return path
 
 
 def test_weights_made_non_finite_by_a_huge_learning_rate_are_never_checkpointed(tiny_corpus, dataset, tmp_path):

@@ -12,20 +12,11 @@ import textwrap
 import pytest
 
 from uer.cli import pretrain
-from uer.cli.preprocess import main as preprocess_main
 from uer.cli.tasks import finetune_main
 from uer.errors import ConfigError, DataError
 from uer.training.run_lock import RunLock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module")
-def dataset(tiny_corpus, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("locks") / "dataset")
-    preprocess_main(["--corpus_path", str(tiny_corpus / "corpus.txt"), "--vocab_path", str(tiny_corpus / "vocab.txt"),
-                     "--dataset_path", path, "--seq_length", "32"])
-    return path
 
 
 def pretrain_argv(tiny_corpus, dataset, out, steps=2, *extra):
