@@ -6,6 +6,10 @@ for the layer number.  A ``Tied`` entry names a Hugging Face tensor that is a co
 (``cls.predictions.decoder.weight`` is the word embedding): a file may store it or not, and when it
 does it must equal its source.  Every tensor of the source is either mapped, tied, or one of the
 architecture's known buffers; anything else is an error that lists the names.
+
+The "hf" side of an entry is the other toolkit's names: the same tables serve UER-py / TencentPretrain
+checkpoints (``uer/convert/uer_py.py``), whose files store tied copies under both names
+(``Tied(..., written=True)``: written back on export, as the same tensor).
 """
 
 import re
@@ -30,6 +34,7 @@ class Entry:
 class Tied:
     hf: str                     # stored or not by Hugging Face ...
     same_as: str                # ... but always a copy of this tensor
+    written: bool = False       # export writes it (as ``same_as`` itself): UER-py's files hold both names
 
 
 Row = Union[Entry, Tied]
@@ -49,7 +54,7 @@ def prefixed(rows: Iterable[Row], prefix: str) -> List[Row]:
     out = []
     for row in rows:
         if isinstance(row, Tied):
-            out.append(Tied(prefix + row.hf, prefix + row.same_as))
+            out.append(Tied(prefix + row.hf, prefix + row.same_as, row.written))
         else:
             out.append(replace(row, hf=tuple(prefix + n for n in row.hf)))
     return out
@@ -65,7 +70,7 @@ def per_layer(rows: Iterable[Row], layers: int) -> List[Row]:
             continue
         for i in range(layers):
             if isinstance(row, Tied):
-                out.append(Tied(row.hf.format(i=i), row.same_as.format(i=i)))
+                out.append(Tied(row.hf.format(i=i), row.same_as.format(i=i), row.written))
             else:
                 out.append(replace(row, uer=tuple(n.format(i=i) for n in row.uer),
                                    hf=tuple(n.format(i=i) for n in row.hf)))
@@ -86,6 +91,15 @@ def split_ignored(state: Dict[str, torch.Tensor], patterns: Sequence[str]) -> Tu
         else:
             kept[name] = tensor
     return kept, ignored
+
+
+# What the error says when a tied copy differs from its source, per source toolkit.
+TIED_HINTS = {
+    "Hugging Face": "(tied weights, tie_word_embeddings=true in config.json) but differs from it; if the "
+                    "model really unties them set \"tie_word_embeddings\": false in config.json",
+    "UER-py": "(tied weights, \"tie_weights\": true in the UER-py config) but differs from it; if the "
+              "model really unties them set \"tie_weights\": false in that config",
+}
 
 
 def _apply(rows: List[Row], state: Dict[str, torch.Tensor], sizes: Sizes, notes: List[str],
@@ -122,10 +136,11 @@ def _apply(rows: List[Row], state: Dict[str, torch.Tensor], sizes: Sizes, notes:
             copy = remaining.pop(row.hf)
             original = state.get(row.same_as)
             if original is None or copy.shape != original.shape or not torch.equal(copy, original):
-                raise CheckpointError(
-                    f"{row.hf} should be a copy of {row.same_as} (tied weights, tie_word_embeddings="
-                    "true in config.json) but differs from it; if the model really unties them set "
-                    "\"tie_word_embeddings\": false in config.json")
+                raise CheckpointError(f"{row.hf} should be a copy of {row.same_as} {TIED_HINTS[source]}")
+    else:
+        for row in tied:
+            if row.written and row.same_as in out:
+                out[row.hf] = out[row.same_as]     # one tensor under both names, as torch.save shares it
     if missing or remaining:
         parts = []
         if missing:
@@ -145,3 +160,13 @@ def hf_to_uer(rows: List[Row], state: Dict[str, torch.Tensor], sizes: Sizes,
 def uer_to_hf(rows: List[Row], state: Dict[str, torch.Tensor], sizes: Sizes,
               notes: List[str]) -> Dict[str, torch.Tensor]:
     return _apply(rows, state, sizes, notes, False, "uer", "Hugging Face")
+
+
+def uer_py_to_uer(rows: List[Row], state: Dict[str, torch.Tensor], sizes: Sizes,
+                  notes: List[str]) -> Dict[str, torch.Tensor]:
+    return _apply(rows, state, sizes, notes, True, "UER-py", "uer")
+
+
+def uer_to_uer_py(rows: List[Row], state: Dict[str, torch.Tensor], sizes: Sizes,
+                  notes: List[str]) -> Dict[str, torch.Tensor]:
+    return _apply(rows, state, sizes, notes, False, "uer", "UER-py")

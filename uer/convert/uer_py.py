@@ -1,0 +1,331 @@
+"""UER-py / TencentPretrain checkpoints <-> uer: their config keys and their parameter names.
+
+UER-py is modular like uer, so one table, built from the config, covers every architecture both
+toolkits share today: BERT / RoBERTa (word + pos + seg, post-LN, mlm / sp targets), ALBERT (factorised
+embedding, one shared layer, sop = sp) and GPT-2 (word + pos, pre-LN with a final norm, causal, lm).
+The table is data (``uer/convert/table.py``), read in both directions:
+
+    ours                                    UER-py
+    embedding.word.embedding.weight         embedding.word.embedding.weight    (their rows unpadded)
+    embedding.norm.weight / .bias           embedding.layer_norm.gamma / .beta
+    encoder.layers.{i}.attention.query      encoder.transformer.{i}.self_attn.linear_layers.0  (key 1, value 2)
+    encoder.layers.{i}.attention.output     encoder.transformer.{i}.self_attn.final_linear
+    encoder.layers.{i}.norm_1 / norm_2      encoder.transformer.{i}.layer_norm_1 / layer_norm_2
+    encoder.final_norm                      encoder.layer_norm                 (pre-LN)
+    target.mlm.output_weight / _bias        target.mlm.linear_2.weight / .bias (weight = the word table when tied)
+    target.lm.output_weight                 target.lm.output_layer.weight      (ditto)
+
+Their norms are UER-py's own LayerNorm (unbiased std, eps on the std), which the imported config
+selects as ``"layernorm": "uer_py"``.  Encoder-decoder (T5, BART, PEGASUS) and LLaMA-style models do
+not exist in uer yet (issues 11 / 12): their configs are refused, naming the key.
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from uer.config import ModelConfig, config_from_dict
+from uer.convert import table
+from uer.convert.converter import Variant
+from uer.convert.table import Entry, Row, Tied, linear, param, per_layer
+from uer.convert.transforms import IDENTITY, VOCAB_ROWS, Sizes
+from uer.errors import CheckpointError, ConfigError
+
+FAMILY = "uer_py"
+WORD = "embedding.word.embedding.weight"
+
+# ------------------------------------------------------------------------------------------------
+# Configs
+# ------------------------------------------------------------------------------------------------
+
+# Keys with the same name and meaning in both toolkits, and UER-py's value when a config omits one
+# (uer/opts.py + pretrain.py at commit 5743050; TencentPretrain's layernorm_eps).  None: UER-py has no
+# default (its model builder fails without the key), so neither do we.
+UER_PY_MODEL_KEYS: Dict[str, Any] = {
+    "emb_size": None, "hidden_size": None, "feedforward_size": None, "heads_num": None,
+    "layers_num": None, "hidden_act": None,
+    "max_seq_length": 512, "dropout": 0.1, "embedding": ["word"], "encoder": "transformer",
+    "mask": "fully_visible", "layernorm_positioning": "post", "feed_forward": "dense",
+    "layernorm": "normal", "layernorm_eps": 1e-6, "remove_embedding_layernorm": False,
+    "factorized_embedding_parameterization": False, "remove_transformer_bias": False,
+    "parameter_sharing": False, "target": ["mlm"], "tie_weights": False, "has_lmtarget_bias": False,
+    "pooling": "first", "attention_head_size": 0, "data_processor": "",
+}
+
+# Options of architectures uer does not have yet: a true value is refused, naming the feature.
+REFUSED_WHEN_SET = {
+    "decoder": "encoder-decoder models (T5, BART, PEGASUS) do not exist in uer yet (issues 11 / 12)",
+    "relative_position_embedding": "T5 relative position buckets come with the T5 family, which does not "
+                                   "exist in uer yet (issue 11)",
+    "remove_attention_scale": "unscaled attention (T5) comes with the T5 family, not in uer yet (issue 11)",
+    "has_residual_attention": "residual attention (RealFormer) is not implemented in uer",
+    "rotary_position_embedding": "rotary positions come with the LLaMA family, not in uer yet (issue 12)",
+    "alibi_position_embedding": "ALiBi positions are not implemented in uer",
+    "is_moe": "mixture-of-experts layers are not implemented in uer",
+}
+
+# Keys of a UER-py config (or of its resolved arguments) that do not change the model's weights or
+# what it computes: training, data and tokenizer options, and settings of features that are off.
+IGNORED_KEYS = {
+    "accumulation_steps", "backend", "batch_size", "bidirectional", "config_path", "dataset_path",
+    "deep_init", "dist_train", "do_lower_case", "gpu_ranks", "instances_buffer_size", "labels_num",
+    "learning_rate", "log_file_level", "log_level", "log_path", "lr_decay", "master_ip", "merges_path",
+    "optimizer", "output_model_path", "prefix_lm_loss", "pretrained_model_path",
+    "relative_attention_buckets_num", "report_steps", "save_checkpoint_steps", "scheduler", "seed",
+    "share_embedding", "single_gpu", "span_geo_prob", "span_masking", "span_max_length",
+    "spm_model_path", "tgt_do_lower_case", "tgt_embedding", "tgt_merges_path", "tgt_spm_model_path",
+    "tgt_tokenizer", "tgt_vocab_path", "tokenizer", "total_steps", "vocab", "vocab_path", "warmup",
+    "whole_word_masking", "world_size", "seq_length", "tgt_seq_length", "fp16", "fp16_opt_level",
+    "deepspeed", "deepspeed_config", "decoder_layers_num", "activation_checkpointing",
+    "dynamic_masking", "full_sentences", "dup_factor", "short_seq_prob", "processes_num",
+    "docs_buffer_size", "epochs_num", "warmup_steps",
+}
+
+SUPPORTED = {"embedding": ("word", "pos", "seg"), "encoder": ("transformer",), "target": ("mlm", "sp", "lm"),
+             "hidden_act": ("gelu", "gelu_fast", "relu", "silu"), "layernorm": ("normal",)}
+WHY_NOT = {
+    "embedding": "UER-py's 'sinusoidalpos', 'dual' and speech/image embeddings are not converted",
+    "encoder": "UER-py's rnn / lstm / gru / gatedcnn / dual encoders do not exist in uer",
+    "target": "UER-py's bilm / cls / seq2seq / t5 / prefixlm targets are not converted (encoder-decoder "
+              "targets need T5 / BART, issues 11 / 12)",
+    "hidden_act": "UER-py's 'linear' activation has no uer equivalent",
+    "layernorm": "UER-py's \"layernorm\": \"t5\" is T5 / LLaMA-style (RMSNorm in the layers, but UER-py's "
+                 "LayerNorm in the embedding and mlm head), which uer's single norm kind cannot mirror and "
+                 "whose families do not exist here yet (issues 11 / 12)",
+}
+
+
+def read_uer_py_config(path: str) -> Dict[str, Any]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"UER-py config {path} does not exist (--input_config_path): pass the JSON file "
+                          "the model was trained with (its --config_path, e.g. models/bert/base_config.json)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"UER-py config {path}: not valid JSON ({e}); fix the syntax")
+    if not isinstance(data, dict):
+        raise ConfigError(f"UER-py config {path}: must be a JSON object of keys, got {type(data).__name__}")
+    return data
+
+
+def _as_list(value):
+    return [value] if isinstance(value, str) else value
+
+
+def uer_py_config_to_uer(data: Dict[str, Any], vocab_size: int, source: str,
+                         notes: Optional[List[str]] = None) -> ModelConfig:
+    """A UER-py / TencentPretrain model config (``source`` names the file) -> our config, with UER-py's
+    defaults for the omitted keys.  Unknown keys and unsupported architectures fail naming the key."""
+    import difflib
+    notes = notes if notes is not None else []
+    out: Dict[str, Any] = {}
+    known = set(UER_PY_MODEL_KEYS) | set(REFUSED_WHEN_SET) | IGNORED_KEYS
+    for key, value in data.items():
+        where = f"{source}, key '{key}'"
+        if key in REFUSED_WHEN_SET:
+            if value:
+                raise ConfigError(f"{where} is {value!r}: {REFUSED_WHEN_SET[key]}; this UER-py checkpoint "
+                                  "cannot be converted")
+            continue
+        if key in IGNORED_KEYS:
+            continue
+        if key not in UER_PY_MODEL_KEYS:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{where}: not a UER-py / TencentPretrain model config key.{hint} Fix or "
+                              "remove it (UER-py ignores unknown keys silently; uer does not)")
+        out[key] = value
+    for key, default in UER_PY_MODEL_KEYS.items():
+        if key not in out:
+            if default is None:
+                raise ConfigError(f"{source}: key '{key}' is missing; UER-py has no default for it either "
+                                  "(its model builder needs it), so add the value the model was trained with")
+            out[key] = default
+    if out.get("data_processor") is None:
+        out["data_processor"] = ""
+    # Legacy single strings ("word_pos_seg", target "bert") are read by config_from_dict; check names after.
+    from uer.config import normalize_legacy
+    out = normalize_legacy(out)
+    for key, allowed in SUPPORTED.items():
+        values = _as_list(out[key])
+        bad = [v for v in (values if isinstance(values, list) else [values]) if v not in allowed]
+        if bad:
+            raise ConfigError(f"{source}, key '{key}': {bad[0]!r} cannot be converted ({WHY_NOT[key]}); "
+                              f"supported: {', '.join(allowed)}")
+    out["layernorm"] = "uer_py"      # UER-py's "normal" is its own LayerNorm (unbiased std)
+    if out["attention_head_size"] and out["attention_head_size"] * out["heads_num"] == out["hidden_size"]:
+        out["attention_head_size"] = 0
+    out["vocab_size"] = vocab_size
+    return config_from_dict(out, f"{source} (a UER-py config)")
+
+
+def uer_config_to_uer_py(config: ModelConfig, source: str = "the uer config") -> Dict[str, Any]:
+    """Our config -> the UER-py config.json that builds the same model; refused (naming the key) where
+    UER-py would compute something else."""
+    checks = {"layernorm": "uer_py", "layernorm_eps": 1e-6, "pretrainer": "", "enhanced_mask_decoder": False,
+              "encoder": "transformer", "attention_dropout": -1.0}
+    why = {"layernorm": "UER-py has only its own LayerNorm (unbiased std, eps on the std); a model trained "
+                        "here with another norm would compute differently there. Models imported from UER-py "
+                        "have \"layernorm\": \"uer_py\"",
+           "layernorm_eps": "UER-py's LayerNorm eps is fixed at 1e-6",
+           "pretrainer": "UER-py has no composite pretrainers (ELECTRA); export the discriminator's backbone instead",
+           "enhanced_mask_decoder": "UER-py has no DeBERTa enhanced mask decoder",
+           "encoder": "UER-py has no such encoder",
+           "attention_dropout": "UER-py uses 'dropout' for the attention probabilities too"}
+    for key, wanted in checks.items():
+        value = getattr(config, key)
+        if value != wanted and not (isinstance(wanted, float) and abs(value - wanted) <= 1e-12):
+            raise ConfigError(f"{source}: '{key}' is {value!r}, a UER-py model needs {wanted!r} ({why[key]})")
+    for key in ("embedding", "target", "hidden_act"):
+        values = _as_list(getattr(config, key))
+        bad = [v for v in (values if isinstance(values, list) else [values]) if v not in SUPPORTED[key]]
+        if bad:
+            raise ConfigError(f"{source}: '{key}' {bad[0]!r} has no UER-py counterpart the converter writes; "
+                              f"supported: {', '.join(SUPPORTED[key])}")
+    out = {key: getattr(config, key) for key in UER_PY_MODEL_KEYS
+           if key not in ("layernorm", "layernorm_eps", "attention_head_size")}
+    out["layernorm"] = "normal"
+    if config.attention_head_size and config.attention_head_size * config.heads_num != config.hidden_size:
+        out["attention_head_size"] = config.attention_head_size
+    out["embedding"], out["target"] = list(config.embedding), list(config.target)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# The parameter table (ours, theirs), built from the config
+# ------------------------------------------------------------------------------------------------
+
+def norm(ours: str, theirs: str) -> Entry:
+    """UER-py's LayerNorm: gamma / beta."""
+    return Entry((ours + ".weight", ours + ".bias"), (theirs + ".gamma", theirs + ".beta"))
+
+
+def rows(config: ModelConfig) -> List[Row]:
+    lin = (lambda ours, theirs: param(ours + ".weight", theirs + ".weight")) if config.remove_transformer_bias \
+        else linear
+    out: List[Row] = []
+    for name in config.embedding:
+        out.append(param(f"embedding.{name}.embedding.weight", f"embedding.{name}.embedding.weight",
+                         VOCAB_ROWS if name == "word" else IDENTITY))
+    if not config.remove_embedding_layernorm:
+        out.append(norm("embedding.norm", "embedding.layer_norm"))
+    if config.factorized_embedding_parameterization:
+        out.append(linear("encoder.linear", "encoder.linear"))
+    ours, theirs = ("encoder.layers.0.", "encoder.transformer.") if config.parameter_sharing else \
+        ("encoder.layers.{i}.", "encoder.transformer.{i}.")
+    for i, part in enumerate(("query", "key", "value")):
+        out.append(lin(ours + "attention." + part, theirs + f"self_attn.linear_layers.{i}"))
+    out.append(lin(ours + "attention.output", theirs + "self_attn.final_linear"))
+    ffn = ("linear_gate", "linear_1", "linear_2") if config.feed_forward == "gated" else ("linear_1", "linear_2")
+    out += [lin(ours + "feed_forward." + p, theirs + "feed_forward." + p) for p in ffn]
+    out += [norm(ours + "norm_1", theirs + "layer_norm_1"), norm(ours + "norm_2", theirs + "layer_norm_2")]
+    if config.layernorm_positioning == "pre":
+        out.append(norm("encoder.final_norm", "encoder.layer_norm"))
+    for name in config.target:
+        out += TARGET_ROWS[name](config)
+    return per_layer(out, config.layers_num)
+
+
+def _output(ours: str, theirs: str, config: ModelConfig) -> List[Row]:
+    """An output layer over the vocabulary: the word table itself when tied (UER-py's file stores it
+    under both names), else its own unpadded rows."""
+    if config.tie_weights:
+        return [Tied(theirs, WORD, written=True)]
+    return [param(ours, theirs, VOCAB_ROWS)]
+
+
+TARGET_ROWS = {
+    "mlm": lambda c: [linear("target.mlm.linear_1", "target.mlm.linear_1"),
+                      norm("target.mlm.norm", "target.mlm.layer_norm"),
+                      param("target.mlm.output_bias", "target.mlm.linear_2.bias", VOCAB_ROWS),
+                      *_output("target.mlm.output_weight", "target.mlm.linear_2.weight", c)],
+    "sp": lambda c: [linear("target.sp.linear_1", "target.sp.linear_1"),
+                     linear("target.sp.linear_2", "target.sp.linear_2")],
+    "lm": lambda c: [*_output("target.lm.output_weight", "target.lm.output_layer.weight", c),
+                     *([param("target.lm.output_bias", "target.lm.output_layer.bias", VOCAB_ROWS)]
+                       if c.has_lmtarget_bias else [])],
+}
+
+
+def sizes(config: ModelConfig) -> Sizes:
+    return Sizes(vocab_size=config.vocab_size, padded_vocab_size=config.padded_vocab_size)
+
+
+# ------------------------------------------------------------------------------------------------
+# Conversions
+# ------------------------------------------------------------------------------------------------
+
+def _variant(kind: str, targets: Sequence[str]) -> Variant:
+    return Variant("UER-py", kind, tuple(targets), prefixed=False)
+
+
+def uer_py_to_uer(state: Dict[str, torch.Tensor], uer_py_config: Dict[str, Any], config_source: str,
+                  weights_source: str = "the UER-py checkpoint"):
+    """A UER-py state dict + its config -> ``Converted`` (our state, our config)."""
+    from uer.convert.api import Converted, check_uer_state
+    notes: List[str] = []
+    if WORD not in state:
+        raise CheckpointError(f"{weights_source} has no {WORD}: not a UER-py / TencentPretrain model with a "
+                              "word embedding (its keys start with "
+                              f"{', '.join(sorted({k.split('.')[0] for k in state})[:6]) or 'nothing'})")
+    config = uer_py_config_to_uer(uer_py_config, int(state[WORD].shape[0]), config_source, notes)
+    try:
+        ours = table.uer_py_to_uer(rows(config), state, sizes(config), notes)
+    except CheckpointError as e:
+        raise CheckpointError(f"{weights_source} with {config_source}: {e}. Pass the UER-py config the model "
+                              "was trained with (--input_config_path)") from None
+    check_uer_state(ours, config, "pretrain")     # every target's parameters were required by the table
+    return Converted(ours, config, FAMILY, _variant("pretrain", config.target), dict(uer_py_config), notes)
+
+
+def uer_to_uer_py(state: Dict[str, torch.Tensor], config: ModelConfig, source: str = "the uer config"):
+    """Our checkpoint + config -> ``Converted`` whose ``state`` loads into UER-py's modules with no
+    missing or unexpected keys and whose ``hf_config`` is the UER-py config.json."""
+    import dataclasses
+    from uer.convert.api import Converted, check_uer_state, uer_kind
+    if config.vocab_size <= 0:
+        raise ConfigError(f"{source} has no vocab_size; pass the vocabulary (--vocab_path) the model was "
+                          "trained with")
+    uer_py_config = uer_config_to_uer_py(config, source)
+    kind, targets = uer_kind(state, config)
+    if kind not in ("pretrain", "backbone"):
+        raise ConfigError(f"the checkpoint is a fine-tuned '{kind}' model: only pretraining models (embedding + "
+                          "encoder + targets) are exported to UER-py, whose task scripts name their heads "
+                          "differently; export the pretrained model it started from")
+    if kind == "backbone":
+        raise ConfigError("the checkpoint holds no pretraining target (a backbone); UER-py's pretraining "
+                          "models always have one, so export the pretraining checkpoint")
+    config = dataclasses.replace(config, target=list(targets))
+    uer_py_config["target"] = list(targets)
+    check_uer_state(state, config, kind, "the checkpoint's weights")
+    notes: List[str] = []
+    theirs = table.uer_to_uer_py(rows(config), state, sizes(config), notes)
+    return Converted(theirs, config, FAMILY, _variant(kind, targets), uer_py_config, notes)
+
+
+# ------------------------------------------------------------------------------------------------
+# Recognising a UER-py file where a uer checkpoint is expected
+# ------------------------------------------------------------------------------------------------
+
+UER_PY_MARKERS = (".self_attn.linear_layers.", "layer_norm.gamma", "layer_norm_1.gamma",
+                  "target.mlm.linear_2.", "target.lm.output_layer.", "encoder.transformer.")
+
+
+def looks_like_uer_py(keys) -> bool:
+    return any(m in k for k in keys for m in UER_PY_MARKERS)
+
+
+def convert_command(path: str) -> str:
+    stem = os.path.splitext(path)[0]
+    return (f"python scripts/convert.py --from uer_py --to uer --input_model_path {path} "
+            f"--input_config_path <its UER-py config.json> --output_model_path {stem}.uer.bin")
+
+
+def uer_py_checkpoint_message(path: str) -> str:
+    return (f"{path} is a UER-py / TencentPretrain checkpoint (its parameters have UER-py's names, e.g. "
+            "encoder.transformer.0.self_attn.linear_layers.0.weight, layer_norm.gamma); uer models name and "
+            f"normalise them differently. Convert it once: {convert_command(path)} -- then pass the output "
+            "(its config is written beside it) instead")
