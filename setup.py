@@ -11,8 +11,10 @@ setup(
     extras_require={
         # CI installs .[dev]: the distributed tests launch DeepSpeed ZeRO runs on the CPU; protobuf lets
         # transformers read SentencePiece .model files (tests/unit/test_spm_parity.py).
-        "dev": ["pytest", "transformers", "protobuf", "matplotlib", "deepspeed"],
+        # jieba: Chinese word boundaries for --whole_word_masking (tests/unit/test_chinese_wwm.py).
+        "dev": ["pytest", "transformers", "protobuf", "matplotlib", "deepspeed", "jieba"],
         "deepspeed": ["deepspeed"],
+        "zh": ["jieba"],
         "plot": ["matplotlib"],
     },
     entry_points={"console_scripts": [

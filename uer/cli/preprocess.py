@@ -60,6 +60,12 @@ def _add_masking_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--span_geo_prob", type=float, default=0.2,
                        help="Geometric distribution parameter of span lengths.")
     group.add_argument("--span_max_length", type=int, default=10, help="Longest masked span.")
+    group.add_argument("--word_segmenter", choices=["jieba", "none"], default=None,
+                       help="Word boundaries for --whole_word_masking, stored in the dataset: jieba (the "
+                            "default for a Chinese vocabulary with the bert/char tokenizers, which cut Chinese "
+                            "into characters, as UER-py does), or none (## / ▁ pieces only).")
+    group.add_argument("--user_dict_path", default=None,
+                       help="A jieba user dictionary for --whole_word_masking (one word per line).")
 
 
 @cli_entry
@@ -76,4 +82,5 @@ def main(argv: Optional[List[str]] = None) -> dict:
                          args.seq_length, processes_num=args.processes_num, seed=args.seed,
                          dup_factor=args.dup_factor, short_seq_prob=args.short_seq_prob,
                          full_sentences=args.full_sentences, docs_buffer_size=args.docs_buffer_size,
-                         masking=masking, tgt_seq_length=args.tgt_seq_length)
+                         masking=masking, tgt_seq_length=args.tgt_seq_length,
+                         word_segmenter=args.word_segmenter, user_dict=args.user_dict_path)

@@ -18,6 +18,7 @@ from uer.data.collator import PretrainCollator
 from uer.data.dataset import META_FILE, IndexedDataset
 from uer.data.dataset_check import check_preprocess_meta
 from uer.data.sampler import BatchSampler, CollatedBatches
+from uer.data.word_segmentation import needs_segmenter
 from uer.errors import ConfigError, DataError
 from uer.models import build_model
 from uer.models.lora import lora_config_path, lora_state_keys, save_lora_config
@@ -125,6 +126,21 @@ def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path
                         f"targets are {config.target}; use --data_processor mlm/bert for masked LM")
 
 
+def check_word_boundaries(config: ModelConfig, meta: dict, tokenizer, dataset_path: str) -> None:
+    """Whole-word masking must see words: from the dataset's stored boundaries (jieba, for text a
+    character-level tokenizer cuts into characters) or from the vocabulary's ## / ▁ pieces."""
+    if not config.masking.whole_word_masking or "word_cont" in meta.get("streams", []):
+        return
+    if needs_segmenter(tokenizer.vocab, getattr(tokenizer, "name", "")):
+        raise DataError(f"--whole_word_masking with the character-level '{tokenizer.name}' tokenizer and a "
+                        f"Chinese vocabulary needs word boundaries, and {dataset_path} has none (it would "
+                        "mask single characters): rebuild it with preprocess.py --whole_word_masking, which "
+                        "segments words with jieba as UER-py does")
+    if not tokenizer.vocab.is_continuation.any():
+        logger.warning("whole-word masking asked for, but the vocabulary marks no word continuations "
+                       "(## or ▁ pieces): every token is its own word")
+
+
 def apply_dataset_masking(config: ModelConfig, meta: dict, args) -> None:
     """Masking switched on with preprocess.py flags (UER-py's static-masking flags) is switched on
     here too, unless the pretrain command line says otherwise.  Span parameters are taken from the
@@ -215,9 +231,7 @@ def pretrain(args, given: set, lora, freeze, device, world_size: int, ds_config,
     check_dataset(dataset.meta, tokenizer, args, config, args.dataset_path)
     apply_dataset_masking(config, dataset.meta, args)
     config.data_processor = dataset.meta.get("processor", config.data_processor)
-    if config.masking.whole_word_masking and not tokenizer.vocab.is_continuation.any():
-        logger.warning("whole-word masking asked for, but the vocabulary marks no word continuations "
-                       "(## or ▁ pieces): every token is its own word")
+    check_word_boundaries(config, dataset.meta, tokenizer, args.dataset_path)
 
     with model_construction(args, ds_config):
         model = build_model(config)

@@ -79,8 +79,13 @@ class PretrainCollator:
             a_len = int(items[i].get("seg_a_len", len(s)))
             seg[i, : min(a_len, len(s))] = 1
             seg[i, a_len: len(s)] = 2
+        word_cont = None
+        if "word_cont" in items[0]:
+            word_cont = np.zeros((batch, length), dtype=bool)
+            for i, s in enumerate(inputs):
+                word_cont[i, : len(s)] = np.asarray(items[i]["word_cont"])[: len(s)] > 0
         state = CollateState(items=items, indices=np.asarray(indices), epoch=epoch, src=src, seg=seg,
-                             collator=self, out={})
+                             collator=self, out={}, word_cont=word_cont)
         for target in self.target_classes:       # each adds its fields (mlm also corrupts src)
             _declared(target, "collate")(state)
         out = state.out

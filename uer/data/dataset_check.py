@@ -110,6 +110,13 @@ def check_index(path: str, meta: dict, shard: dict, index: np.ndarray, label_cla
         expected_offset = int(ends[-1]) if len(ends) else expected_offset
         for j in range(n_streams):
             longest[j] = max(longest[j], int(rows[:, 2 * j + 1].max(initial=0)))
+        if "word_cont" in streams:          # one word-boundary flag per src token
+            j = streams.index("word_cont")
+            unequal = rows[:, 2 * j + 1] != rows[:, 2 * streams.index("src") + 1]
+            if unequal.any():
+                raise _fail(file, f"instance {int(np.argmax(unequal)) + start} has "
+                                  f"{int(rows[np.argmax(unequal), 2 * j + 1])} word_cont flags for "
+                                  f"{int(rows[np.argmax(unequal), 1])} src tokens")
         for j, field in enumerate(fields):
             values = rows[:, 2 * n_streams + j]
             upper = rows[:, 1] if field == "seg_a_len" else \
@@ -127,7 +134,8 @@ def check_index(path: str, meta: dict, shard: dict, index: np.ndarray, label_cla
 def check_lengths(meta_path: str, meta: dict, longest: List[int], extra_tokens: int = 0) -> None:
     """``extra_tokens``: what the processor stores beyond seq_length (lm: the shifted target's one)."""
     for stream, length in zip(meta["streams"], longest):
-        limit = meta.get("seq_length") if stream == "src" else meta.get("tgt_seq_length") or meta.get("seq_length")
+        aligned_with_src = stream in ("src", "word_cont")      # word_cont: one flag per src token
+        limit = meta.get("seq_length") if aligned_with_src else meta.get("tgt_seq_length") or meta.get("seq_length")
         if isinstance(limit, int) and length > limit + extra_tokens:
             raise _fail(meta_path, f"an instance of stream '{stream}' has {length} tokens, more than the "
                                    f"dataset's seq_length {limit}" + (f" + {extra_tokens}" if extra_tokens else ""))

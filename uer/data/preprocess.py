@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from uer.data.dataset import META_FILE, DatasetWriter
 from uer.data.processors import Doc, Instance, Processor, build_processor
+from uer.data.word_segmentation import WORD_STREAM, segmenting, split_flags
 from uer.data.text_files import open_text
 from uer.errors import ConfigError, DataError
 
@@ -52,12 +53,15 @@ def build_dataset(corpus_path: str, dataset_path: str, tokenizer, processor_name
                   seq_length: int, processes_num: int = 1, seed: int = 7, dup_factor: int = 1,
                   short_seq_prob: float = 0.1, full_sentences: bool = False,
                   docs_buffer_size: int = 10000, masking: Optional[dict] = None,
-                  show_progress: bool = True, tgt_seq_length: Optional[int] = None) -> dict:
+                  show_progress: bool = True, tgt_seq_length: Optional[int] = None,
+                  word_segmenter: Optional[str] = None, user_dict: Optional[str] = None) -> dict:
     """Tokenize ``corpus_path`` with ``tokenizer``, build ``processor_name`` instances and write
     them to the dataset directory ``dataset_path``.  Returns the dataset's meta (as in meta.json).
 
     ``masking`` holds the masking defaults recorded for pretraining (keys of
     ``MASKING_DEFAULTS``); masking is always dynamic, applied later by the training collator.
+    With whole-word masking, word boundaries a character-level tokenizer cannot see come from
+    ``word_segmenter`` (``uer.data.word_segmentation``) and are stored as the ``word_cont`` stream.
     """
     opts = _Options(seed=seed, dup_factor=dup_factor, docs_buffer_size=docs_buffer_size,
                     processes_num=processes_num)
@@ -66,13 +70,18 @@ def build_dataset(corpus_path: str, dataset_path: str, tokenizer, processor_name
     _check_dataset_path(dataset_path)
     processor = build_processor(processor_name, tokenizer.vocab, seq_length, short_seq_prob=short_seq_prob,
                                 full_sentences=full_sentences, corpus_path=corpus_path)
+    masking = masking_meta(masking)
+    tokenizer, boundaries = segmenting(tokenizer, masking["whole_word_masking"], word_segmenter, user_dict)
     meta = {"processor": processor_name, "seq_length": seq_length, "tgt_seq_length": tgt_seq_length,
             "tokenizer": tokenizer.describe(), "seed": seed, "dup_factor": dup_factor,
             "full_sentences": full_sentences, "short_seq_prob": short_seq_prob,
-            "corpus_path": corpus_path, "masking": masking_meta(masking)}
+            "corpus_path": corpus_path, "masking": masking}
+    if boundaries is not None:
+        meta["word_boundaries"] = boundaries
 
     start = time.time()
-    writer = DatasetWriter(dataset_path, streams=["src"], fields=list(processor.fields),
+    streams = ["src", WORD_STREAM] if boundaries is not None else ["src"]
+    writer = DatasetWriter(dataset_path, streams=streams, fields=list(processor.fields),
                            vocab_size=len(tokenizer.vocab), meta=meta)
     try:
         documents = _run(corpus_path, processor, tokenizer, writer, opts, show_progress)
@@ -273,5 +282,10 @@ def _run(corpus_path: str, processor: Processor, tokenizer, writer: DatasetWrite
 
 
 def _write(writer: DatasetWriter, instances) -> None:
+    split = WORD_STREAM in writer.streams
     for src, fields in instances:
-        writer.add({"src": src}, fields)
+        if split:                 # flagged ids (uer.data.word_segmentation): ids + boundaries
+            src, word_cont = split_flags(src)
+            writer.add({"src": src, WORD_STREAM: word_cont}, fields)
+        else:
+            writer.add({"src": src}, fields)

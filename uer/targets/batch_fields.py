@@ -4,7 +4,7 @@ per-target switches.  A new target that needs batch fields declares them here-st
 is edited."""
 
 from dataclasses import dataclass
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ class CollateState:
     seg: np.ndarray
     collator: Any
     out: Dict[str, torch.Tensor]
+    # (B, L) 1 where a token continues the previous token's word, from the dataset's word_cont
+    # stream (stored by preprocess.py's segmenter); None: the vocabulary's ## / ▁ rule decides.
+    word_cont: Optional[np.ndarray] = None
 
 
 class BatchFields:

@@ -27,7 +27,8 @@ class MlmTarget(BatchFields, nn.Module):
         c = state.collator
         maskable = (state.seg > 0) & ~c.special[state.src]
         masked = mask_batch(state.src, state.indices, state.epoch, c.seed, maskable=maskable,
-                            continuation=c.continuation[state.src], cfg=c.masking,
+                            continuation=c.continuation[state.src] if state.word_cont is None else state.word_cont,
+                            cfg=c.masking,
                             max_predictions=c.max_predictions(), mask_id=c.mask_id, random_ids=c.random_ids)
         state.src = masked.src
         state.out["mlm_positions"] = torch.from_numpy(masked.positions)
