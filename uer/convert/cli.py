@@ -1,4 +1,5 @@
-"""scripts/convert.py: Hugging Face model directory <-> uer checkpoint + config.
+"""scripts/convert.py: Hugging Face model directory <-> uer checkpoint + config, and UER-py /
+TencentPretrain checkpoint + config.json <-> uer checkpoint + config.
 
     python scripts/convert.py --from hf --to uer --input_dir bert-base-chinese/ \
         --output_model_path models/bert_base.bin --output_config_path models/bert_base.json \
@@ -6,6 +7,10 @@
     python scripts/convert.py --from uer --to hf --input_model_path models/bert_base.bin \
         --config_path models/bert_base.json --vocab_path models/bert_base_vocab.txt \
         --output_dir hf_bert/ --architecture bert
+    python scripts/convert.py --from uer_py --to uer --input_model_path uer_py/model.bin \
+        --input_config_path uer_py/config.json --output_model_path models/from_uer_py.bin
+    python scripts/convert.py --from uer --to uer_py --input_model_path models/from_uer_py.bin \
+        --config_path models/from_uer_py.json --output_model_path uer_py/back.bin
 
 GPT-2 / RoBERTa byte-level BPE tokenizers travel as vocab.json + merges.txt: --output_vocab_path and
 --output_merges_path copy them out of a Hugging Face directory (use them with --tokenizer bpe
@@ -45,10 +50,11 @@ BPE_TOKENIZER_CLASSES = {"gpt2": "GPT2Tokenizer", "roberta": "RobertaTokenizer"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Convert models between Hugging Face directories and uer "
-                                "checkpoints (BERT, RoBERTa, XLM-R, ALBERT, GPT-2).")
-    p.add_argument("--from", dest="source", choices=["hf", "uer"], required=True)
-    p.add_argument("--to", dest="dest", choices=["hf", "uer"], required=True)
+    p = argparse.ArgumentParser(description="Convert models between Hugging Face directories, UER-py / "
+                                "TencentPretrain checkpoints and uer checkpoints (BERT, RoBERTa, XLM-R, ALBERT, "
+                                "GPT-2).")
+    p.add_argument("--from", dest="source", choices=sorted({s for s, _ in DIRECTIONS}), required=True)
+    p.add_argument("--to", dest="dest", choices=sorted({d for _, d in DIRECTIONS}), required=True)
     g = p.add_argument_group("--from hf --to uer")
     g.add_argument("--input_dir", help="Hugging Face model directory (config.json + model.safetensors "
                    "or pytorch_model.bin).")
@@ -71,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--spm_model_path", help="uer SentencePiece model (ALBERT): copied as spiece.model.")
     g.add_argument("--do_lower_case", type=str_to_bool, nargs="?", const=True, default=True,
                    help="Written to tokenizer_config.json (default true).")
+    g = p.add_argument_group("--from uer_py --to uer / --from uer --to uer_py (UER-py / TencentPretrain)",
+                             "--from uer_py: --input_model_path (their .bin) --input_config_path (their "
+                             "config.json) --output_model_path [--output_config_path: our config, default beside "
+                             "the output]. --from uer: --input_model_path --config_path (ours) "
+                             "--output_model_path [--output_config_path: their config.json, default beside the "
+                             "output] [--vocab_path].")
+    g.add_argument("--input_config_path", help="--from uer_py: the UER-py model config the checkpoint was "
+                   "trained with (its --config_path, e.g. models/bert/base_config.json).")
     g = p.add_argument_group("both directions")
     g.add_argument("--architecture", help="--to hf: a family (bert, roberta, xlm-roberta, albert, gpt2; "
                    "the class follows from what the checkpoint holds) or a Hugging Face class name. "
@@ -222,25 +236,94 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
     return result
 
 
-@cli_entry
-def main(argv: Optional[List[str]] = None) -> Converted:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.source == args.dest:
-        parser.error("--from and --to must differ (hf -> uer or uer -> hf)")
-    if args.source == "hf":
-        _need(args, parser, "input_dir", "output_model_path")
-        args.output_config_path = args.output_config_path or os.path.splitext(args.output_model_path)[0] + ".json"
-        refuse_outputs_over_inputs(args, UER_OUTPUTS)
-        return convert_hf_to_uer(args.input_dir, args.output_model_path, args.output_config_path,
-                                 args.output_vocab_path, args.output_spm_model_path, args.architecture,
-                                 args.discard, output_merges_path=args.output_merges_path)
+def convert_uer_py_to_uer(input_model_path: str, input_config_path: str, output_model_path: str,
+                          output_config_path: Optional[str] = None) -> Converted:
+    """A UER-py / TencentPretrain checkpoint + its config.json -> our checkpoint + our config."""
+    from uer.convert.uer_py import read_uer_py_config, uer_py_to_uer
+    data = read_uer_py_config(input_config_path)
+    result = uer_py_to_uer(read_weights(input_model_path), data, input_config_path, input_model_path)
+    save_uer_state(result.state, output_model_path)
+    config_path = output_config_path or os.path.splitext(output_model_path)[0] + ".json"
+    save_config(result.config, config_path)
+    for note in result.notes:
+        logger.info("note: %s", note)
+    logger.info("%s (UER-py, %s) -> %s + %s [%d tensors]", input_model_path, "+".join(result.config.target),
+                output_model_path, config_path, len(result.state))
+    return result
+
+
+def convert_uer_to_uer_py(input_model_path: str, config_path: str, output_model_path: str,
+                          output_config_path: Optional[str] = None, vocab_path: Optional[str] = None) -> Converted:
+    """Our checkpoint + config -> a UER-py state dict (torch.save, their names, tied copies under both
+    names) + the UER-py config.json to pass as their --config_path."""
+    from uer.convert.uer_py import uer_to_uer_py
+    config = load_config(config_path)
+    vocab_size, _ = _special_ids(vocab_path, None)
+    if vocab_size is not None:
+        if config.vocab_size and config.vocab_size != vocab_size:
+            raise ConfigError(f"{config_path} says vocab_size {config.vocab_size} but the vocabulary {vocab_path} "
+                              f"has {vocab_size} tokens; pass the vocabulary the model was trained with")
+        config.vocab_size = vocab_size
+    result = uer_to_uer_py(read_weights(input_model_path), config, config_path)
+    if output_model_path.endswith(".safetensors"):
+        raise ConfigError("--output_model_path: UER-py reads torch.save files (.bin), not safetensors")
+    atomic_torch_save(result.state, output_model_path)
+    out_config = output_config_path or os.path.splitext(output_model_path)[0] + ".json"
+    atomic_write_text(out_config, json.dumps(result.hf_config, indent=2) + "\n")
+    logger.info("%s -> %s (UER-py, %d tensors) + %s (its --config_path)", input_model_path, output_model_path,
+                len(result.state), out_config)
+    return result
+
+
+def _hf_to_uer_main(args, parser) -> Converted:
+    _need(args, parser, "input_dir", "output_model_path")
+    args.output_config_path = args.output_config_path or os.path.splitext(args.output_model_path)[0] + ".json"
+    refuse_outputs_over_inputs(args, UER_OUTPUTS)
+    return convert_hf_to_uer(args.input_dir, args.output_model_path, args.output_config_path,
+                             args.output_vocab_path, args.output_spm_model_path, args.architecture,
+                             args.discard, output_merges_path=args.output_merges_path)
+
+
+def _uer_to_hf_main(args, parser) -> Converted:
     _need(args, parser, "input_model_path", "config_path", "output_dir", "architecture")
     refuse_outputs_over_inputs(args, [Output("output_dir", inside=HF_DIR_FILES)],
                                {"the task info beside --input_model_path": args.input_model_path + ".task.json"})
     return convert_uer_to_hf(args.input_model_path, args.config_path, args.output_dir, args.architecture,
                              args.vocab_path, args.spm_model_path, args.do_lower_case, args.discard,
                              args.merges_path)
+
+
+def _uer_py_to_uer_main(args, parser) -> Converted:
+    _need(args, parser, "input_model_path", "input_config_path", "output_model_path")
+    args.output_config_path = args.output_config_path or os.path.splitext(args.output_model_path)[0] + ".json"
+    refuse_outputs_over_inputs(args, UER_OUTPUTS)
+    return convert_uer_py_to_uer(args.input_model_path, args.input_config_path, args.output_model_path,
+                                 args.output_config_path)
+
+
+def _uer_to_uer_py_main(args, parser) -> Converted:
+    _need(args, parser, "input_model_path", "config_path", "output_model_path")
+    args.output_config_path = args.output_config_path or os.path.splitext(args.output_model_path)[0] + ".json"
+    refuse_outputs_over_inputs(args, UER_OUTPUTS)
+    return convert_uer_to_uer_py(args.input_model_path, args.config_path, args.output_model_path,
+                                 args.output_config_path, args.vocab_path)
+
+
+# (--from, --to) -> the conversion; every other pair is refused, listing these.
+DIRECTIONS = {("hf", "uer"): _hf_to_uer_main, ("uer", "hf"): _uer_to_hf_main,
+              ("uer_py", "uer"): _uer_py_to_uer_main, ("uer", "uer_py"): _uer_to_uer_py_main}
+
+
+@cli_entry
+def main(argv: Optional[List[str]] = None) -> Converted:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = DIRECTIONS.get((args.source, args.dest))
+    if run is None:
+        pairs = ", ".join(f"--from {s} --to {d}" for s, d in DIRECTIONS)
+        parser.error(f"--from {args.source} --to {args.dest} is not a conversion; supported: {pairs} "
+                     "(UER-py <-> Hugging Face: go through uer)")
+    return run(args, parser)
 
 
 # ------------------------------------------------------------------------------------------------

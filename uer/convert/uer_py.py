@@ -123,7 +123,9 @@ def uer_py_config_to_uer(data: Dict[str, Any], vocab_size: int, source: str,
     notes = notes if notes is not None else []
     out: Dict[str, Any] = {}
     known = set(UER_PY_MODEL_KEYS) | set(REFUSED_WHEN_SET) | IGNORED_KEYS
-    for key, value in data.items():
+    first = sorted(data, key=lambda k: k != "decoder")     # an encoder-decoder config: say that first
+    for key in first:
+        value = data[key]
         where = f"{source}, key '{key}'"
         if key in REFUSED_WHEN_SET:
             if value:
@@ -324,8 +326,10 @@ def convert_command(path: str) -> str:
             f"--input_config_path <its UER-py config.json> --output_model_path {stem}.uer.bin")
 
 
-def uer_py_checkpoint_message(path: str) -> str:
+def uer_py_checkpoint_message(path: str, keys=()) -> str:
+    seen = [k for k in keys if any(m in k for m in UER_PY_MARKERS)][:2] or \
+        ["encoder.transformer.0.self_attn.linear_layers.0.weight", "embedding.layer_norm.gamma"]
     return (f"{path} is a UER-py / TencentPretrain checkpoint (its parameters have UER-py's names, e.g. "
-            "encoder.transformer.0.self_attn.linear_layers.0.weight, layer_norm.gamma); uer models name and "
+            f"{', '.join(seen)}); uer models name and "
             f"normalise them differently. Convert it once: {convert_command(path)} -- then pass the output "
             "(its config is written beside it) instead")

@@ -86,6 +86,9 @@ def check_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str 
     shapes = [f"{k}: file {tuple(state[k].shape)} vs model {own[k]}"
               for k in own if k in state and tuple(state[k].shape) != own[k]]
     if missing or unexpected or shapes:
+        from uer.convert.uer_py import looks_like_uer_py, uer_py_checkpoint_message
+        if looks_like_uer_py(unexpected):     # UER-py's names: say so, and how to convert it
+            raise CheckpointError(uer_py_checkpoint_message(source, unexpected))
         parts = []
         if missing:
             parts.append(f"missing from the file: {_short(missing)}")
