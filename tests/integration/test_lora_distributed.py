@@ -208,3 +208,31 @@ def test_finetuning_starts_from_a_pretrained_adapter(reference, tiny_corpus, bas
                                                                   str(reference), "--output_model_path",
                                                                   str(tmp_path / "other.bin")])
     assert str(reference) in capsys.readouterr().err
+
+
+@needs_deepspeed
+def test_lora_finetuning_under_zero3_matches_one_process(base, tiny_corpus, tmp_path):
+    """--use_lora fine-tuning on a ZeRO-3 partitioned classifier (2 processes): the merged best model
+    is built from the gathered adapters, and the test pass reloads the best adapter onto the
+    partitioned model; losses, dev/test accuracy and the saved model match one process."""
+    from tests.integration.test_distributed import finetune_flags, zero_config
+    from uer.cli.classifier import finetune_main
+    from uer.models.weights import read_weights
+    root = tmp_path
+    with open(tiny_corpus / "train.tsv") as f:
+        (root / "train.tsv").write_text("".join(f.readlines()[:49]))     # header + 48 rows: 6 steps an epoch
+    local = root / "local" / "cls.bin"
+    results = finetune_main(finetune_flags(tiny_corpus, base, root, local) + ["--batch_size", "4", *LORA])
+    out = root / "zero3" / "cls.bin"
+    proc = launch(finetune_flags(tiny_corpus, base, root, out) + ["--batch_size", "2", *LORA, "--deepspeed",
+                                                                   "--deepspeed_config", zero_config(tmp_path, 3)],
+                  script="finetune/run_classifier.py")
+    got, want = curve(out), curve(local)
+    assert len(got) == len(want) == 12
+    for (step, loss, *_), (_, loss_ref, *_) in zip(got, want):
+        assert loss == pytest.approx(loss_ref, rel=LOSS_RTOL), (step, loss, loss_ref)
+    assert f"dev accuracy: {results['dev']['accuracy']:.4f}" in proc.stdout
+    assert f"test accuracy: {results['test']['accuracy']:.4f}" in proc.stdout
+    a, b = read_weights(str(out)), read_weights(str(local))
+    assert set(a) == set(b) and not adapter_keys(a)                # merged: plain task models
+    assert max((a[k] - b[k]).abs().max().item() for k in b) <= WEIGHT_ATOL_PARTITIONED

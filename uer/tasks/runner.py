@@ -19,7 +19,7 @@ from uer.config import ModelConfig, save_config
 from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.errors import ConfigError
 from uer.models.pretrained import backbone_config, backbone_source
-from uer.partitioned import full_shapes
+from uer.partitioned import full_shapes, has_partitioned_parameters
 from uer.models.weights import load_weights, read_weights, save_state
 from uer.tasks.base import Task, TaskData
 from uer.training.engine_factory import EngineFactory
@@ -206,13 +206,18 @@ def finetune_on(task: Task, config: ModelConfig, train: TaskData, dev: TaskData,
                 save_task_model(task, config, state, out_path, epoch)
             engine.barrier()
     logger.info("best dev %s %.4f (epoch %d) -> %s", primary, best, results["dev"]["epoch"], out_path)
-    if adapters:       # the test pass below loads the merged weights into the plain modules
+    partitioned = has_partitioned_parameters(engine.model)
+    if adapters and not partitioned:      # the test pass below loads the merged weights into plain modules
         from uer.models.lora import merge_lora
         merge_lora(engine.model)
     if engine.is_main:
         print(f"dev {task.summary(results['dev'])}")
     if test is not None:
-        load_weights(engine.model, out_path)
+        if adapters and partitioned:      # ZeRO-3: the frozen base is as it was; the best adapter goes back on
+            from uer.models.lora import load_lora_weights
+            load_lora_weights(engine.model, out_path + ".lora.bin")
+        else:
+            load_weights(engine.model, out_path)
         results["test"], outputs = evaluate(task, engine, test, collator, settings.batch_size)
         if engine.is_main:
             print(f"test {task.summary(results['test'])}")
@@ -225,10 +230,6 @@ def attach_adapters(model, settings: FinetuneSettings) -> List[str]:
     """LoRA / freezing as the settings ask; returns the adapter file's keys ([] without LoRA)."""
     from uer.models.lora import apply_lora, freeze_by_prefix, load_lora_weights, lora_state_keys
     if settings.lora is not None:
-        from uer.partitioned import has_partitioned_parameters
-        if has_partitioned_parameters(model):
-            raise ConfigError("--use_lora fine-tuning under ZeRO-3 is not supported (the adapters would be "
-                              "merged into partitioned weights); use ZeRO-2 or DDP")
         wrapped = apply_lora(model, settings.lora, trainable_prefixes=("head.",))
         logger.info("LoRA r=%d alpha=%g on %d layers; %d trainable tensors", settings.lora.r, settings.lora.alpha,
                     len(wrapped), sum(p.requires_grad for p in model.parameters()))
@@ -247,9 +248,10 @@ def merged_state(model, state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tenso
     from uer.models.lora import lora_modules
     merged = dict(state)
     for name, module in lora_modules(model).items():
-        with torch.no_grad():
-            delta = module.delta_weight().detach().cpu().to(merged[name + ".weight"].dtype)
-        merged[name + ".weight"] = merged[name + ".weight"] + delta
+        # From the gathered state, not the module: under ZeRO-3 the module holds only partitions.
+        a, b = merged[name + ".lora_A"].float(), merged[name + ".lora_B"].float()
+        delta = (b @ a) * (module.alpha / module.r)
+        merged[name + ".weight"] = merged[name + ".weight"] + delta.to(merged[name + ".weight"].dtype)
         merged.pop(name + ".lora_A", None)
         merged.pop(name + ".lora_B", None)
     return merged
