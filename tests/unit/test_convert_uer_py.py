@@ -281,14 +281,50 @@ def test_finetuning_from_a_uer_py_checkpoint_is_refused_with_the_command(data_di
             "--output_model_path", str(tmp_path / "clf.bin"), "--epochs_num", "1", "--seq_length", "16"])
 
 
-def test_t5_fixture_is_refused_clearly(data_dir, tmp_path):
+def test_t5_fixture_is_refused_clearly(data_dir, tmp_path, capsys):
     """T5 / BART / LLaMA do not exist in uer yet (issues 11 / 12): the real T5 fixture is refused, naming why."""
     from uer.convert.cli import main as convert_main
     folder = os.path.join(data_dir, "uer_py_checkpoints", "t5_tiny")
     if not os.path.isdir(folder):
         pytest.skip(f"{folder} is missing")
-    with pytest.raises(ConfigError, match="'decoder'.*encoder-decoder models.*issues 11 / 12"):
+    with pytest.raises(SystemExit):
         convert_main(["--from", "uer_py", "--to", "uer", "--input_model_path", os.path.join(folder, "model.bin"),
                       "--input_config_path", os.path.join(folder, "config.json"),
                       "--output_model_path", str(tmp_path / "t5.bin")])
+    err = capsys.readouterr().err
+    assert "key 'decoder'" in err and "encoder-decoder models" in err and "issues 11 / 12" in err
     assert not (tmp_path / "t5.bin").exists()
+
+
+def test_gated_biasless_lm_with_output_bias_round_trip():
+    """Options without a fixture: the table still maps every tensor, both ways, with UER-py's names."""
+    gpt = {**BERT_BASE, "emb_size": 16, "hidden_size": 16, "feedforward_size": 32, "heads_num": 2,
+           "layers_num": 2, "embedding": ["word", "pos"], "remove_embedding_layernorm": True,
+           "layernorm_positioning": "pre", "mask": "causal", "target": ["lm"], "tie_weights": False,
+           "has_lmtarget_bias": True, "feed_forward": "gated", "remove_transformer_bias": True}
+    config = uer_py_config_to_uer(gpt, 70, "gpt.json")
+    exported = uer_to_uer_py(build_model(config).state_dict(), config)
+    keys = set(exported.state)
+    assert {"target.lm.output_layer.weight", "target.lm.output_layer.bias",
+            "encoder.transformer.1.feed_forward.linear_gate.weight", "encoder.layer_norm.gamma"} <= keys
+    assert not any(k.endswith("linear_layers.0.bias") or k.endswith("final_linear.bias") for k in keys)
+    assert exported.state["target.lm.output_layer.bias"].shape == (70,)
+    back = uer_py_to_uer(exported.state, exported.hf_config, "exported")
+    assert sorted(back.state) == sorted(build_model(config).state_dict())
+
+
+def test_finetuning_from_an_imported_checkpoint(data_dir, tiny_corpus, tmp_path):
+    from uer.cli.tasks import finetune
+    from uer.convert.cli import main as convert_main
+    folder, _, _, _ = _fixture(data_dir, "bert_tiny")
+    convert_main(["--from", "uer_py", "--to", "uer", "--input_model_path", os.path.join(folder, "model.bin"),
+                  "--input_config_path", os.path.join(folder, "config.json"),
+                  "--output_model_path", str(tmp_path / "bert.bin")])
+    results = finetune("classification", [          # the config beside the converted weights is found
+        "--pretrained_model_path", str(tmp_path / "bert.bin"), "--vocab_path", os.path.join(folder, "vocab.txt"),
+        "--train_path", str(tiny_corpus / "dev.tsv"), "--dev_path", str(tiny_corpus / "dev.tsv"),
+        "--output_model_path", str(tmp_path / "clf.bin"), "--epochs_num", "1", "--seq_length", "16",
+        "--batch_size", "25"])
+    assert "dev" in results and (tmp_path / "clf.bin").exists()
+    with open(tmp_path / "clf.bin.config.json", encoding="utf-8") as f:
+        assert json.load(f)["layernorm"] == "uer_py"
