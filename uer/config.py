@@ -27,12 +27,9 @@ POOLING_KINDS = ("first", "last", "mean", "max")
 
 # UER-py keys that name features this version does not implement: say so instead of "unknown key".
 UNSUPPORTED_UER_KEYS = {
-    "decoder": "encoder-decoder models", "tgt_embedding": "encoder-decoder models",
-    "decoder_layers_num": "encoder-decoder models", "share_embedding": "encoder-decoder models",
-    "relative_position_embedding": "T5 relative position buckets",
     "rotary_position_embedding": "rotary position embeddings",
     "alibi_position_embedding": "ALiBi", "is_moe": "mixture-of-experts layers",
-    "has_residual_attention": "residual attention", "remove_attention_scale": "unscaled attention",
+    "has_residual_attention": "residual attention",
 }
 
 # Older UER-py configs name whole stacks in one string.
@@ -101,6 +98,20 @@ class ModelConfig:
     feed_forward: str = "dense"
     remove_transformer_bias: bool = False
     parameter_sharing: bool = False   # ALBERT cross-layer sharing
+    relative_position_embedding: bool = False   # T5 relative-position buckets (an attention bias per stack)
+    relative_attention_buckets_num: int = 32
+    relative_attention_max_distance: int = 128
+    remove_attention_scale: bool = False        # T5: no 1/sqrt(head_size) on q.k
+    # --- decoder side (encoder-decoder models: T5, BART, MT); "" / [] = none -------------------
+    tgt_embedding: List[str] = field(default_factory=list)   # parts of the decoder's input embedding
+    decoder: str = ""                 # a DECODERS name
+    decoder_layers_num: int = 0       # 0: layers_num
+    decoder_heads_num: int = 0        # 0: heads_num
+    decoder_feedforward_size: int = 0  # 0: feedforward_size
+    tgt_vocab_size: int = 0           # 0: vocab_size (set from --tgt_vocab_path when the target has its own)
+    share_embedding: bool = False     # the decoder's word table is the encoder's
+    scale_embedding: bool = False     # word embeddings x sqrt(emb_size) (Transformer, PEGASUS, Marian)
+    scale_tied_output: bool = False   # T5: decoder output x hidden_size^-0.5 before the tied projection
     # --- targets ---------------------------------------------------------------------------------
     target: List[str] = field(default_factory=lambda: ["mlm", "sp"])
     tie_weights: bool = True
@@ -120,6 +131,10 @@ class ModelConfig:
     @property
     def head_size(self) -> int:
         return self.attention_head_size or self.hidden_size // self.heads_num
+
+    @property
+    def has_decoder(self) -> bool:
+        return bool(self.decoder)
 
     @property
     def attention_dropout_prob(self) -> float:
@@ -250,7 +265,8 @@ def _yaml_numbers(value):
 def normalize_legacy(data: Dict[str, Any]) -> Dict[str, Any]:
     """Accept UER-py's older single-string names ("word_pos_seg", target "bert")."""
     data = dict(data)
-    for key, table in (("embedding", LEGACY_EMBEDDINGS), ("target", LEGACY_TARGETS)):
+    for key, table in (("embedding", LEGACY_EMBEDDINGS), ("tgt_embedding", LEGACY_EMBEDDINGS),
+                       ("target", LEGACY_TARGETS)):
         value = data.get(key)
         if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
             value = value[0]     # "--target bert" arrives from the command line as ["bert"]
@@ -338,9 +354,17 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     _choice(source, "layernorm", c.layernorm, LAYERNORM_KINDS)
     _choice(source, "feed_forward", c.feed_forward, FEED_FORWARD_KINDS)
     _choice(source, "pooling", c.pooling, POOLING_KINDS)
-    for key in ("emb_size", "hidden_size", "feedforward_size", "heads_num", "layers_num", "max_seq_length"):
+    for key in ("emb_size", "hidden_size", "feedforward_size", "heads_num", "layers_num", "max_seq_length",
+                "relative_attention_buckets_num", "relative_attention_max_distance"):
         if getattr(c, key) <= 0:
             raise ConfigError(f"{source}, key '{key}': must be positive, got {getattr(c, key)}")
+    if c.relative_position_embedding and c.relative_attention_buckets_num < 4:
+        raise ConfigError(f"{source}, key 'relative_attention_buckets_num': T5 buckets need at least 4 (half per "
+                          f"direction, half of those exact), got {c.relative_attention_buckets_num}; T5 uses 32")
+    if c.relative_position_embedding and c.relative_attention_max_distance <= c.relative_attention_buckets_num // 2:
+        raise ConfigError(f"{source}, key 'relative_attention_max_distance': must exceed half of "
+                          f"relative_attention_buckets_num ({c.relative_attention_buckets_num // 2}), the exactly "
+                          f"bucketed distances, got {c.relative_attention_max_distance}; T5 uses 128")
     if c.attention_head_size < 0:
         raise ConfigError(f"{source}, key 'attention_head_size': must be ≥ 0 (0 = hidden_size / heads_num), "
                           f"got {c.attention_head_size}")
@@ -363,7 +387,8 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     if c.emb_size != c.hidden_size and not c.factorized_embedding_parameterization:
         raise ConfigError(f"{source}: emb_size {c.emb_size} differs from hidden_size {c.hidden_size}; "
                           "set \"factorized_embedding_parameterization\": true (ALBERT) or make them equal")
-    if "lm" in c.target and c.mask == "fully_visible":
+    _validate_decoder_side(c, source)
+    if "lm" in c.target and c.mask == "fully_visible" and not c.decoder:
         raise ConfigError(f"{source}: target 'lm' with mask 'fully_visible' lets every position see the "
                           "token it must predict; set \"mask\": \"causal\"")
     if "lm" in c.target and c.tie_weights and c.emb_size != c.hidden_size:
@@ -396,6 +421,46 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     if m.span_masking and not (0.0 < m.span_geo_prob <= 1.0 and m.span_max_length >= 1):
         raise ConfigError(f"{source}, keys 'masking.span_geo_prob'/'span_max_length': need 0 < p ≤ 1 and "
                           "max length ≥ 1")
+
+
+def _validate_decoder_side(c: ModelConfig, source: str) -> None:
+    """Encoder-decoder keys: both halves named or neither, sizes that fit, sharing that is possible."""
+    if c.decoder and not c.tgt_embedding:
+        raise ConfigError(f"{source}, key 'decoder': decoder '{c.decoder}' needs an input embedding; add "
+                          "\"tgt_embedding\": [\"word\", ...] (e.g. [\"word\"] for T5, [\"word\", \"pos\"] for BART)")
+    if c.tgt_embedding and not c.decoder:
+        raise ConfigError(f"{source}, key 'tgt_embedding': a target embedding feeds a decoder; add "
+                          "\"decoder\": \"transformer\" or remove \"tgt_embedding\"")
+    for key in ("decoder_layers_num", "decoder_heads_num", "decoder_feedforward_size", "tgt_vocab_size"):
+        if getattr(c, key) < 0:
+            raise ConfigError(f"{source}, key '{key}': must be ≥ 0 (0 = the encoder's value), got {getattr(c, key)}")
+    if not c.decoder:
+        for key in ("share_embedding", "scale_tied_output"):
+            if getattr(c, key):
+                raise ConfigError(f"{source}, key '{key}': applies to encoder-decoder models only; set "
+                                  "\"decoder\" and \"tgt_embedding\" or remove it")
+        return
+    if "word" not in c.tgt_embedding:
+        raise ConfigError(f"{source}, key 'tgt_embedding': must include \"word\", got {c.tgt_embedding}")
+    heads = c.decoder_heads_num or c.heads_num
+    if c.attention_head_size == 0 and c.hidden_size % heads:
+        raise ConfigError(f"{source}, key 'decoder_heads_num': hidden_size {c.hidden_size} is not divisible by "
+                          f"{heads} decoder heads; change decoder_heads_num (e.g. "
+                          f"{_divisor_hint(c.hidden_size, heads)}) or set attention_head_size")
+    if c.share_embedding and c.tgt_vocab_size and c.vocab_size and c.tgt_vocab_size != c.vocab_size:
+        raise ConfigError(f"{source}, key 'share_embedding': source and target vocabularies differ "
+                          f"({c.vocab_size} vs {c.tgt_vocab_size} tokens), so one word table cannot serve both; "
+                          "set \"share_embedding\": false or use one vocabulary")
+    if c.mask != "fully_visible":
+        raise ConfigError(f"{source}, key 'mask': the encoder of an encoder-decoder model reads its whole "
+                          f"input (the decoder is causal by construction), got '{c.mask}'; set "
+                          "\"mask\": \"fully_visible\"")
+    if c.parameter_sharing or c.factorized_embedding_parameterization:
+        raise ConfigError(f"{source}: 'parameter_sharing' / 'factorized_embedding_parameterization' are "
+                          "encoder-only (ALBERT) options; set them false for an encoder-decoder model")
+    if c.target != ["lm"]:
+        raise ConfigError(f"{source}, key 'target': an encoder-decoder model trains its decoder with the "
+                          f"\"lm\" target (cross-entropy on tgt_out), got {c.target}; set \"target\": [\"lm\"]")
 
 
 def _divisor_hint(hidden: int, heads: int) -> int:

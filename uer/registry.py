@@ -62,6 +62,8 @@ class Registry:
 
 EMBEDDINGS = Registry("embedding")
 ENCODERS = Registry("encoder")
+TARGET_EMBEDDINGS = Registry("target embedding")   # parts of the decoder's input embedding ("tgt_embedding")
+DECODERS = Registry("decoder")
 TARGETS = Registry("target")
 TOKENIZERS = Registry("tokenizer")
 PROCESSORS = Registry("data processor")

@@ -4,10 +4,11 @@ import torch
 from torch import nn
 
 from uer.config import ModelConfig
-from uer.registry import EMBEDDINGS
+from uer.registry import EMBEDDINGS, TARGET_EMBEDDINGS
 
 
 @EMBEDDINGS.register("pos")
+@TARGET_EMBEDDINGS.register("pos")
 class PositionEmbedding(nn.Module):
     """Learned absolute positions (BERT, GPT-2)."""
 
@@ -16,14 +17,17 @@ class PositionEmbedding(nn.Module):
         self.max_seq_length = config.max_seq_length
         self.embedding = nn.Embedding(config.max_seq_length, config.emb_size)
 
-    def forward(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        length = src.size(1)
+    positional = True   # takes ``start``: the position of src's first token (incremental decoding)
+
+    def forward(self, src: torch.Tensor, seg: torch.Tensor, start: int = 0) -> torch.Tensor:
+        length = start + src.size(1)
         if length > self.max_seq_length:
             raise ValueError(f"sequence of {length} tokens exceeds max_seq_length {self.max_seq_length}")
-        return self.embedding(torch.arange(length, device=src.device)).unsqueeze(0)
+        return self.embedding(torch.arange(start, length, device=src.device)).unsqueeze(0)
 
 
 @EMBEDDINGS.register("sinusoidalpos")
+@TARGET_EMBEDDINGS.register("sinusoidalpos")
 class SinusoidalPositionEmbedding(nn.Module):
     """Fixed sin/cos positions (Vaswani et al. 2017); no parameters."""
 
@@ -37,7 +41,10 @@ class SinusoidalPositionEmbedding(nn.Module):
         table[:, 1::2] = torch.cos(position * freq[: dim // 2])
         self.register_buffer("table", table, persistent=False)
 
-    def forward(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        if src.size(1) > self.table.size(0):
-            raise ValueError(f"sequence of {src.size(1)} tokens exceeds max_seq_length {self.table.size(0)}")
-        return self.table[: src.size(1)].unsqueeze(0)
+    positional = True
+
+    def forward(self, src: torch.Tensor, seg: torch.Tensor, start: int = 0) -> torch.Tensor:
+        length = start + src.size(1)
+        if length > self.table.size(0):
+            raise ValueError(f"sequence of {length} tokens exceeds max_seq_length {self.table.size(0)}")
+        return self.table[start:length].unsqueeze(0)

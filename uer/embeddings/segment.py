@@ -2,10 +2,11 @@ import torch
 from torch import nn
 
 from uer.config import ModelConfig
-from uer.registry import EMBEDDINGS
+from uer.registry import EMBEDDINGS, TARGET_EMBEDDINGS
 
 
 @EMBEDDINGS.register("seg")
+@TARGET_EMBEDDINGS.register("seg")
 class SegmentEmbedding(nn.Module):
     """Segment ids as in UER-py: 0 padding, 1 first segment, 2 second segment."""
 

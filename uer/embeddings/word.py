@@ -2,10 +2,11 @@ import torch
 from torch import nn
 
 from uer.config import ModelConfig
-from uer.registry import EMBEDDINGS
+from uer.registry import EMBEDDINGS, TARGET_EMBEDDINGS
 
 
 @EMBEDDINGS.register("word")
+@TARGET_EMBEDDINGS.register("word")
 class WordEmbedding(nn.Module):
     """Token embeddings; rows padded to a multiple of 64 (the extra rows are never indexed)."""
 

@@ -12,6 +12,7 @@ from uer.layers.attention import MultiHeadAttention, PositionScheme
 from uer.layers.feed_forward import build_feed_forward
 from uer.layers.masks import AttentionMask, build_attention_mask
 from uer.layers.norms import build_norm
+from uer.layers.t5_position import build_relative_position
 from uer.registry import ENCODERS
 from uer.partitioned import full_numel, full_shape
 
@@ -22,7 +23,8 @@ class TransformerLayer(nn.Module):
         bias = not config.remove_transformer_bias
         self.pre_norm = config.layernorm_positioning == "pre"
         self.attention = MultiHeadAttention(config.hidden_size, config.heads_num, config.head_size,
-                                            config.attention_dropout_prob, bias=bias)
+                                            config.attention_dropout_prob, bias=bias,
+                                            scale=1.0 if config.remove_attention_scale else None)
         self.feed_forward = build_feed_forward(config.feed_forward, config.hidden_size,
                                                config.feedforward_size, config.hidden_act, bias=bias)
         self.norm_1 = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps)
@@ -53,7 +55,8 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(TransformerLayer(config) for _ in range(count))
         self.final_norm = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps) \
             if config.layernorm_positioning == "pre" else None
-        self.position: Optional[PositionScheme] = None   # attention-level positions, shared by all layers
+        # Attention-level positions, shared by all layers (T5 buckets: bidirectional in the encoder).
+        self.position: Optional[PositionScheme] = build_relative_position(config, bidirectional=True)
 
     def forward(self, emb: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         """emb: (B, L, emb_size); seg: (B, L) with 0 at padding -> hidden (B, L, hidden_size)."""

@@ -1,7 +1,8 @@
-"""A model = embedding + encoder + targets, assembled from the registries by name; the PRETRAINERS
-entry for plain models; the config checks that need the registries (module names)."""
+"""A model = embedding + encoder (+ tgt_embedding + decoder) + targets, assembled from the registries by
+name; the PRETRAINERS entry for plain models; the config checks that need the registries (module names)."""
 
 import dataclasses
+from typing import Optional
 
 import torch
 from torch import nn
@@ -12,7 +13,8 @@ from uer.embeddings import Embedding
 from uer.errors import ConfigError
 from uer.models.size_check import check_fits_in_memory
 from uer.partitioned import gathered
-from uer.registry import EMBEDDINGS, ENCODERS, PRETRAINERS, TARGETS
+from uer.models.seq2seq import build_decoder_side, seq2seq_lm_labels, target_side_config
+from uer.registry import DECODERS, EMBEDDINGS, ENCODERS, PRETRAINERS, TARGET_EMBEDDINGS, TARGETS
 from uer.targets import TargetSet
 
 # config.pretrainer of a plain model (embedding + encoder + targets): what every existing config says.
@@ -51,7 +53,11 @@ class Model(nn.Module):
         super().__init__()
         self.config = config
         self.embedding, self.encoder = build_backbone(config)
-        self.target = TargetSet(config, self.embedding) if with_target else None
+        # Encoder-decoder models (config.decoder): the targets sit on the decoder, over its vocabulary.
+        self.tgt_embedding, self.decoder = build_decoder_side(config, self.embedding) \
+            if with_target else (None, None)
+        self.target = TargetSet(target_side_config(config), self.tgt_embedding or self.embedding) \
+            if with_target else None
         if self.target is not None and config.enhanced_mask_decoder and "mlm" in self.target.names:
             self.target._modules["mlm"].bind_encoder(self.encoder)   # EMD re-runs the encoder's last layer
         init_weights(self)
@@ -60,11 +66,29 @@ class Model(nn.Module):
         """src, seg: (B, L) -> hidden states (B, L, hidden_size)."""
         return self.encoder(self.embedding(src, seg), seg)
 
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, seg: torch.Tensor,
+               tgt_seg: Optional[torch.Tensor] = None, cache=None) -> torch.Tensor:
+        """Decoder hidden states (B, T, H) for ``tgt_in`` over the encoder output ``memory`` (B, S, H)
+        of a source with segment ids ``seg``; ``cache`` (``self.decoder.new_cache()``): tgt_in holds
+        only the tokens after ``cache.length`` decoded ones, and the cache is updated."""
+        start = cache.length if cache is not None else 0
+        emb_seg = tgt_seg if tgt_seg is not None else torch.ones_like(tgt_in)
+        return self.decoder(self.tgt_embedding(tgt_in, emb_seg, start), tgt_seg, memory, seg, cache)
+
+    def logits(self, tgt_in: torch.Tensor, memory: torch.Tensor, seg: torch.Tensor,
+               tgt_seg: Optional[torch.Tensor] = None, cache=None) -> torch.Tensor:
+        """Next-token logits (B, T, tgt vocab) of an encoder-decoder model (for uer.generation)."""
+        return self.target._modules["lm"].logits(self.decode(tgt_in, memory, seg, tgt_seg, cache))
+
     def forward(self, batch: dict) -> dict:
         if self.target is None:
             raise RuntimeError("this model was built without targets (with_target=False): call "
                                "encode(src, seg) for hidden states")
         hidden = self.encode(batch["src"], batch["seg"])
+        if self.decoder is not None:
+            tgt_seg = batch.get("tgt_seg")
+            hidden = self.decode(batch["tgt_in"], hidden, batch["seg"], tgt_seg)
+            batch = {**batch, "lm_labels": seq2seq_lm_labels(batch["tgt_out"], tgt_seg)}
         return self.target(hidden, batch)
 
     def flops_per_token(self, seq_len: int, predicted_fraction: float = 0.15) -> float:
@@ -74,6 +98,9 @@ class Model(nn.Module):
         c = self.config
         dense = 6.0 * self.encoder.matmul_params_per_token()
         attention = 12.0 * c.layers_num * c.heads_num * c.head_size * seq_len
+        if self.decoder is not None:   # counted as if the target were as long as the source
+            dense += 6.0 * self.decoder.matmul_params_per_token()
+            attention += 2 * 12.0 * len(self.decoder.layers) * c.hidden_size * seq_len   # self + cross
         heads = 0.0
         if self.target is not None:
             for name in self.target.names:
@@ -102,6 +129,14 @@ def check_modules(config: ModelConfig, source: str) -> None:
     for name in config.embedding:
         EMBEDDINGS.get(name, where=f"{source}, key 'embedding'")
     ENCODERS.get(config.encoder, where=f"{source}, key 'encoder'")
+    if config.decoder:
+        DECODERS.get(config.decoder, where=f"{source}, key 'decoder'")
+    for name in config.tgt_embedding:
+        TARGET_EMBEDDINGS.get(name, where=f"{source}, key 'tgt_embedding'")
+    if config.relative_position_embedding and config.encoder != "transformer":
+        raise ConfigError(f"{source}, key 'relative_position_embedding': T5 buckets are an option of the "
+                          f"\"transformer\" encoder, got encoder '{config.encoder}' (it has its own position "
+                          "scheme); set \"relative_position_embedding\": false")
     for name in config.target:
         TARGETS.get(name, where=f"{source}, key 'target'")
     pretrainer = PRETRAINERS.get(config.pretrainer, where=f"{source}, key 'pretrainer'")

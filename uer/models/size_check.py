@@ -18,7 +18,15 @@ def estimated_parameters(config: ModelConfig) -> int:
     ff_matrices = 3 if c.feed_forward == "gated" else 2
     layer = 4 * c.hidden_size * head_width + ff_matrices * c.hidden_size * c.feedforward_size
     layers = 1 if c.parameter_sharing else c.layers_num
-    return int(embeddings + layers * layer)
+    decoder = 0
+    if c.decoder:   # self- and cross-attention, feed-forward, its own embedding unless shared
+        heads = c.decoder_heads_num or c.heads_num
+        width = c.attention_head_size * heads if c.attention_head_size else c.hidden_size
+        per_layer = 8 * c.hidden_size * width + ff_matrices * c.hidden_size * (c.decoder_feedforward_size
+                                                                               or c.feedforward_size)
+        decoder = (c.decoder_layers_num or c.layers_num) * per_layer
+        decoder += 0 if c.share_embedding else (c.tgt_vocab_size or c.vocab_size) * c.emb_size
+    return int(embeddings + layers * layer + decoder)
 
 
 def physical_memory_bytes() -> int:

@@ -34,8 +34,12 @@ class LmTarget(BatchFields, nn.Module):
             nn.init.normal_(self.output_weight, std=0.02)
         self.output_bias = nn.Parameter(torch.zeros(config.padded_vocab_size)) \
             if config.has_lmtarget_bias else None
+        # T5 (Mesh TensorFlow) rescales the decoder output before its tied projection.
+        self.hidden_scale = config.hidden_size ** -0.5 if (config.scale_tied_output and self.tied) else 1.0
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.hidden_scale != 1.0:
+            hidden = hidden * self.hidden_scale
         weight = self._embedding[0].word_weight() if self.tied else self.output_weight
         return F.linear(hidden, weight, self.output_bias)[..., : self.vocab_size]
 
