@@ -16,8 +16,9 @@ The table is data (``uer/convert/table.py``), read in both directions:
     target.lm.output_weight                 target.lm.output_layer.weight      (ditto)
 
 Their norms are UER-py's own LayerNorm (unbiased std, eps on the std), which the imported config
-selects as ``"layernorm": "uer_py"``.  Encoder-decoder (T5, BART, PEGASUS) and LLaMA-style models do
-not exist in uer yet (issues 11 / 12): their configs are refused, naming the key.
+selects as ``"layernorm": "uer_py"``.  Encoder-decoder (T5, BART, PEGASUS) and LLaMA-style models are
+still being added to uer (issues 11 / 12); until their rows are here, their configs are refused, naming
+the key.
 """
 
 import json
@@ -56,7 +57,8 @@ UER_PY_MODEL_KEYS: Dict[str, Any] = {
 
 # Options of architectures uer does not have yet: a true value is refused, naming the feature.
 REFUSED_WHEN_SET = {
-    "decoder": "encoder-decoder models (T5, BART, PEGASUS) do not exist in uer yet (issues 11 / 12)",
+    "decoder": "encoder-decoder models (T5, BART, PEGASUS) are not in the UER-py converter yet: those families "
+               "are still being added to uer (issues 11 / 12), and their UER-py tables come with them",
     "relative_position_embedding": "T5 relative position buckets come with the T5 family, which does not "
                                    "exist in uer yet (issue 11)",
     "remove_attention_scale": "unscaled attention (T5) comes with the T5 family, not in uer yet (issue 11)",
