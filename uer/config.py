@@ -133,10 +133,6 @@ class ModelConfig:
         return self.attention_head_size or self.hidden_size // self.heads_num
 
     @property
-    def has_decoder(self) -> bool:
-        return bool(self.decoder)
-
-    @property
     def attention_dropout_prob(self) -> float:
         return self.dropout if self.attention_dropout < 0 else self.attention_dropout
 
