@@ -107,3 +107,17 @@ def test_sizes_that_cannot_be_allocated_are_refused_before_building(key, value):
     config = config_from_dict(settings)
     with pytest.raises(ConfigError, match="billion parameters.*more than this machine's"):
         build_model(config)
+
+
+@pytest.mark.parametrize("reader", ["uer.cli.cloze_test:read_lines", "uer.cli.topn_words_indep:read_words",
+                                    "uer.cli.topn_words_dep:read_pairs", "uer.cli.extract_features:read_sentences"])
+def test_the_utility_scripts_name_the_line_and_byte_of_a_file_that_is_not_utf8(reader, tmp_path):
+    import importlib
+
+    from uer.errors import DataError
+    module, function = reader.split(":")
+    path = tmp_path / "test.txt"
+    path.write_bytes("word\tfirst line\n".encode("utf-8") + "词\t第二行\n".encode("gbk"))
+    with pytest.raises(DataError) as info:
+        getattr(importlib.import_module(module), function)(str(path))
+    assert f"--test_path {path} line 2 (byte offset 16)" in str(info.value), str(info.value)

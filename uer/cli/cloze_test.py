@@ -31,6 +31,7 @@ from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.tools.common import load_mlm_model, load_model_config
 from uer.training.device import pick_device
 from uer.utils import atomic_write_text
+from uer.data.text_files import open_text
 
 logger = logging.getLogger("uer")
 
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def read_lines(path: str) -> List[str]:
     if not os.path.isfile(path):
         raise DataError(f"--test_path {path} does not exist; pass a file with one sentence per line")
-    with open(path, encoding="utf-8") as f:
+    with open_text(path, f"--test_path {path}") as f:
         lines = [line.rstrip("\r\n") for line in f if line.strip()]
     if not lines:
         raise DataError(f"--test_path {path} holds no sentences (it is empty or blank)")

@@ -34,6 +34,7 @@ from uer.tasks.classification import ClassificationCollator, encode_pair
 from uer.tasks.tsv import read_tsv
 from uer.training.device import pick_device
 from uer.utils import atomic_path, atomic_torch_save
+from uer.data.text_files import open_text
 
 logger = logging.getLogger("uer")
 
@@ -97,12 +98,12 @@ def read_sentences(path: str) -> List[Tuple[str, Optional[str]]]:
     if not os.path.isfile(path):
         raise DataError(f"--test_path {path} does not exist; pass a file with one sentence per line "
                         "or a TSV with a text_a column")
-    with open(path, encoding="utf-8") as f:
+    with open_text(path, f"--test_path {path}") as f:
         first = f.readline().rstrip("\r\n")
     if "text_a" in first.split("\t"):
         return [(row["text_a"], row.get("text_b")) for _, row in
                 read_tsv(path, ("text_a",), ("text_b",), flag="--test_path")]
-    with open(path, encoding="utf-8") as f:
+    with open_text(path, f"--test_path {path}") as f:
         sentences = [(line.rstrip("\r\n"), None) for line in f if line.strip()]
     if not sentences:
         raise DataError(f"--test_path {path} holds no sentences (it is empty or blank)")

@@ -27,6 +27,7 @@ from uer.tools.common import load_backbone, load_model_config
 from uer.tools.context_neighbours import (candidate_ids, format_record, substitution_similarities,
                                           target_token, top_candidates)
 from uer.training.device import pick_device
+from uer.data.text_files import open_text
 
 logger = logging.getLogger("uer")
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def read_pairs(path: str) -> List[List[str]]:
     if not os.path.isfile(path):
         raise DataError(f"--test_path {path} does not exist; pass a file of word<TAB>sentence lines")
-    with open(path, encoding="utf-8") as f:
+    with open_text(path, f"--test_path {path}") as f:
         pairs = [fields for fields in (line.strip().split("\t") for line in f) if len(fields) == 2]
     if not pairs:
         raise DataError(f"--test_path {path} has no word<TAB>sentence line")

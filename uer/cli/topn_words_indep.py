@@ -21,6 +21,7 @@ from uer.errors import ConfigError, DataError
 from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.tools.common import word_embedding_table
 from uer.tools.embeddings import format_neighbours, nearest_words
+from uer.data.text_files import open_text
 
 logger = logging.getLogger("uer")
 
@@ -28,7 +29,7 @@ logger = logging.getLogger("uer")
 def read_words(path: str) -> List[str]:
     if not os.path.isfile(path):
         raise DataError(f"--test_path {path} does not exist; pass a file with one target word per line")
-    with open(path, encoding="utf-8") as f:
+    with open_text(path, f"--test_path {path}") as f:
         words = [line.split()[0] for line in f if line.strip()]
     if not words:
         raise DataError(f"--test_path {path} holds no words (it is empty or blank)")
