@@ -29,7 +29,15 @@ POOLING_KINDS = ("first", "last", "mean", "max")
 UNSUPPORTED_UER_KEYS = {
     "rotary_position_embedding": "rotary position embeddings",
     "alibi_position_embedding": "ALiBi", "is_moe": "mixture-of-experts layers",
-    "has_residual_attention": "residual attention",
+    "has_residual_attention": "residual attention (RealFormer: every layer adds the previous layer's "
+                              "pre-softmax scores, a matrix the SDPA attention kernels never materialise)",
+}
+
+# UER-py / TencentPretrain keys that are accepted (true or false) and change nothing here, and why.
+NO_EFFECT_UER_KEYS = {
+    # TencentPretrain / BLOOM: scores / (sqrt(d) * layer), then x layer before the softmax — the same
+    # probabilities (an fp16 overflow guard); uer's attention softmax runs in SDPA's safe fp32 path.
+    "layer_number_scale": "the same attention probabilities as without it",
 }
 
 # Older UER-py configs name whole stacks in one string.
@@ -195,6 +203,9 @@ def _from_dict(cls, data: Dict[str, Any], source: str):
     for key, value in data.items():
         where = f"{source}, key '{key}'"
         if key not in fields:
+            if cls is ModelConfig and key in NO_EFFECT_UER_KEYS:
+                _coerce(value, bool, where)
+                continue
             if key in UNSUPPORTED_UER_KEYS:
                 if not value:      # e.g. "relative_position_embedding": false — asks for nothing
                     continue

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from uer.cli.adv_args import add_adv_args, check_adv_flags
-from uer.cli.common import cli_entry, tokenizer_from_args
+from uer.cli.common import cli_entry, configure_logging, tokenizer_from_args
+from uer.cli.optim_args import check_optimizer_flags
 from uer.cli.engine_setup import add_engine_args, engine_factory, flags_on_command_line
 from uer.cli.lora_args import add_lora_args
 from uer.cli.model_args import add_model_override_args
@@ -61,7 +62,9 @@ def _run(make_parser: Callable[[], argparse.ArgumentParser], argv: Optional[List
     check_adv_flags(args, given)
     checked, written, extra = outputs(args)
     extra = dict(extra, **{"the config beside --pretrained_model_path": find_config_beside(args.pretrained_model_path)})
-    refuse_outputs_over_inputs(checked, written, extra)
+    refuse_outputs_over_inputs(checked, list(written) + [Output("log_path")], extra)
+    configure_logging(args)
+    check_optimizer_flags(args, given)
     if args.fp16:
         args.precision = "fp16"
     engines = engine_factory(args, given)

@@ -13,10 +13,67 @@ from uer.utils import WRITE_ERRNOS, write_failure
 logger = logging.getLogger("uer")
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG", "NOTSET")   # UER-py's, plus WARNING
+_run_handlers: List[logging.Handler] = []     # what configure_logging added; removed when main returns
+_saved_levels: list = []                      # (logger or handler, level) it changed; restored then
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
-                            datefmt="%H:%M:%S", stream=sys.stderr)
+        logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+def add_log_args(parser: argparse.ArgumentParser) -> None:
+    """UER-py's logging flags (uer/opts.py log_opts)."""
+    g = parser.add_argument_group("logging (UER-py flags)")
+    g.add_argument("--log_path", default=None, help="Also write the log to this file (appended to).")
+    g.add_argument("--log_level", default="INFO", type=str.upper, choices=LOG_LEVELS,
+                   help="Console log level: ERROR < WARNING < INFO < DEBUG < NOTSET (everything).")
+    g.add_argument("--log_file_level", default="INFO", type=str.upper, choices=LOG_LEVELS,
+                   help="Level of the --log_path file.")
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """Apply --log_level to the console and, with --log_path, log to that file too (at
+    --log_file_level), as UER-py's init_logger does."""
+    import os
+    from uer.errors import ConfigError
+    root = logging.getLogger()
+    console = getattr(logging, args.log_level) if args.log_level != "NOTSET" else logging.NOTSET
+    levels = [console]
+    _saved_levels.append((root, root.level))
+    for handler in root.handlers:
+        if handler not in _run_handlers:
+            _saved_levels.append((handler, handler.level))
+            handler.setLevel(console)
+    if args.log_path:
+        folder = os.path.dirname(os.path.abspath(args.log_path))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"--log_path {args.log_path}: the folder {folder} does not exist; create it or "
+                              "choose another path")
+        if os.path.isdir(args.log_path):
+            raise ConfigError(f"--log_path {args.log_path} is a folder; name a file, e.g. {args.log_path}/train.log")
+        handler = logging.FileHandler(args.log_path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        file_level = getattr(logging, args.log_file_level) if args.log_file_level != "NOTSET" else logging.NOTSET
+        handler.setLevel(file_level)
+        root.addHandler(handler)
+        _run_handlers.append(handler)
+        levels.append(file_level)
+    root.setLevel(min(levels))
+
+
+def reset_logging() -> None:
+    """Close the files configure_logging opened (one process may run several mains, e.g. tests)."""
+    root = logging.getLogger()
+    while _run_handlers:
+        handler = _run_handlers.pop()
+        root.removeHandler(handler)
+        handler.close()
+    while _saved_levels:
+        thing, level = _saved_levels.pop()
+        thing.setLevel(level)
 
 
 def cli_entry(main: Callable[[Optional[List[str]]], object]):
@@ -30,6 +87,9 @@ def cli_entry(main: Callable[[Optional[List[str]]], object]):
             result = main(argv)
         except UerError as e:
             print(f"error: {message_of(e)}", file=sys.stderr)
+            for handler in _run_handlers:      # the --log_path file gets the reason too
+                handler.handle(logging.makeLogRecord({"msg": f"error: {message_of(e)}", "levelno": logging.ERROR,
+                                                      "levelname": "ERROR"}))
             raise SystemExit(2)
         except OSError as e:
             if e.errno not in WRITE_ERRNOS:
@@ -37,6 +97,8 @@ def cli_entry(main: Callable[[Optional[List[str]]], object]):
             print(f"error: {write_failure(e.filename or '(unknown file)', e.strerror or str(e), e.errno)}",
                   file=sys.stderr)
             raise SystemExit(2)
+        finally:
+            reset_logging()
         shutdown_distributed()
         return result
     return wrapper

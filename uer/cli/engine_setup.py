@@ -61,6 +61,10 @@ def setup_engine(args, given: set):
         _quiet_unless_main()
         ds_config, own_optimizer = resolve_deepspeed_config(raw, args, given, world_size,
                                                             source=args.deepspeed_config)
+        if getattr(args, "optimizer", "adamw") != "adamw" and not own_optimizer:
+            raise ConfigError(f"--optimizer {args.optimizer}: {args.deepspeed_config} has DeepSpeed build the "
+                              "optimizer (an \"optimizer\" section, or optimizer offload, which needs DeepSpeed's "
+                              "CPU Adam); remove both to train with our Adafactor under ZeRO, or use --optimizer adamw")
     _quiet_unless_main()
     return device, world_size, ds_config, own_optimizer
 

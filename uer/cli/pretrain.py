@@ -7,12 +7,13 @@ import os
 from typing import List, Optional
 
 
-from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
+from uer.cli.common import add_log_args, add_tokenizer_args, cli_entry, configure_logging, tokenizer_from_args
 from uer.cli.engine_setup import (add_engine_args, build_engine, flags_on_command_line, model_construction,
                                   setup_engine)
 from uer.cli.lora_args import add_lora_args, freeze_prefixes_from_args, lora_config_from_args, setup_lora
 from uer.cli.model_args import add_model_override_args, resolve_model_config, set_vocab_size
-from uer.cli.output_paths import model_output, refuse_outputs_over_inputs
+from uer.cli.optim_args import add_optimizer_args, check_optimizer_flags, scheduler_help
+from uer.cli.output_paths import Output, model_output, refuse_outputs_over_inputs
 from uer.config import ModelConfig, save_config
 from uer.data.collator import PretrainCollator
 from uer.data.dataset import META_FILE, IndexedDataset
@@ -21,12 +22,14 @@ from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.data.word_segmentation import needs_segmenter
 from uer.errors import ConfigError, DataError
 from uer.models import build_model
+from uer.models.deep_init import apply_deep_init
 from uer.models.lora import lora_config_path, lora_state_keys, save_lora_config
 from uer.models.weights import load_weights
 from uer.partitioned import full_numel, has_partitioned_parameters
 from uer.training.checkpoint import CheckpointManager
 from uer.training.device import peak_tflops
 from uer.training.metrics import MetricsLog
+from uer.training.optim import OPTIMIZERS
 from uer.training.run_lock import lock_output
 from uer.training.trainer import Trainer, TrainerConfig
 from uer.utils import atomic_write_text, set_seed
@@ -56,11 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--accumulation_steps", type=int, default=1)
     t.add_argument("--learning_rate", type=float, default=1e-4)
     t.add_argument("--warmup", type=float, default=0.1, help="Warm-up as a fraction of total_steps (UER-py).")
-    t.add_argument("--scheduler", default="linear",
-                   help="linear | cosine | constant | constant_with_warmup | inverse_sqrt | polynomial")
+    t.add_argument("--scheduler", default="linear", help=scheduler_help())
     t.add_argument("--poly_power", type=float, default=1.0, help="Power of the polynomial schedule.")
     t.add_argument("--lr_end_ratio", type=float, default=0.0, help="Final lr / lr for polynomial.")
-    t.add_argument("--optimizer", default="adamw", choices=["adamw"])
+    t.add_argument("--optimizer", default="adamw", choices=list(OPTIMIZERS),
+                   help="adamw (torch AdamW) | adafactor (UER-py's: the schedule's lr, no parameter scaling).")
     t.add_argument("--weight_decay", type=float, default=0.01)
     t.add_argument("--beta1", type=float, default=0.9)
     t.add_argument("--beta2", type=float, default=0.999)
@@ -78,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seq_length", type=int, default=None,
                    help="Checked against the dataset (sequence length is fixed by preprocess.py).")
     t.add_argument("--data_processor", default=None, help="Checked against the dataset's processor.")
+    t.add_argument("--deep_init", action="store_true",
+                   help="UER-py: start each layer's attention output and second FFN linear at std "
+                        "0.02 / sqrt(2 * layers_num) (biases 0) instead of 0.02.")
+    add_optimizer_args(t, {a.dest for a in p._actions})
+    add_log_args(p)
     add_engine_args(p)
     add_model_override_args(p, masking=True)
     add_lora_args(p)
@@ -191,13 +199,14 @@ def check_place(args) -> None:
 
 
 # What a run writes: the weights, the files beside them (config, metrics, lock ...) and the step checkpoints.
-OUTPUTS = [model_output("output_model_path", step_files=True)]
+OUTPUTS = [model_output("output_model_path", step_files=True), Output("log_path")]
 
 
 @cli_entry
 def main(argv: Optional[List[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     refuse_outputs_over_inputs(args, OUTPUTS)
+    configure_logging(args)
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --output_model_path and --overwrite replaces it; "
                           "pass one of them")
@@ -210,6 +219,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
             raise ConfigError(f"--{key} must be positive, got {getattr(args, key)}")
     if not 0 <= args.warmup <= 1:
         raise ConfigError(f"--warmup is a fraction of --total_steps in [0, 1], got {args.warmup}")
+    check_optimizer_flags(args, given)
+    if args.deep_init and args.pretrained_model_path:
+        raise ConfigError("--deep_init chooses the initial weights and --pretrained_model_path replaces them "
+                          "(UER-py silently skipped --deep_init then); pass one of them")
     lora, freeze = lora_config_from_args(args), freeze_prefixes_from_args(args)
     device, world_size, ds_config, own_optimizer = setup_engine(args, given)
     lock = lock_output(args.output_model_path, checks=lambda: check_place(args))
@@ -236,6 +249,9 @@ def pretrain(args, given: set, lora, freeze, device, world_size: int, ds_config,
     with model_construction(args, ds_config):
         model = build_model(config)
     model.encoder.activation_checkpointing = args.activation_checkpointing
+    if args.deep_init:      # a resumed run's weights come from its checkpoint afterwards
+        logger.info("--deep_init: %d residual projections drawn with std 0.02 / sqrt(2 x %d)",
+                    apply_deep_init(model, config.layers_num), config.layers_num)
     if has_partitioned_parameters(model):
         logger.info("ZeRO-3: model parameters partitioned across %d processes at construction (zero.Init)",
                     world_size)

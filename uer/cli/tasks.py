@@ -12,9 +12,10 @@ import functools
 from typing import List, Optional
 
 from uer.cli.adv_args import add_adv_args, adversarial_from_args, check_adv_flags
-from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
+from uer.cli.common import add_log_args, add_tokenizer_args, cli_entry, configure_logging, tokenizer_from_args
 from uer.cli.engine_setup import add_engine_args, engine_factory, flags_on_command_line
 from uer.cli.lora_args import add_lora_args, freeze_prefixes_from_args, lora_config_from_args
+from uer.cli.optim_args import add_optimizer_args, check_optimizer_flags, scheduler_help
 from uer.cli.model_args import add_model_override_args, resolve_model_config, set_vocab_size
 from uer.cli.output_paths import Output, model_output, refuse_outputs_over_inputs
 from uer.config import find_config_beside
@@ -38,13 +39,14 @@ def add_common_args(p: argparse.ArgumentParser, task_cls, training: bool) -> Non
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--fp16", action="store_true", help="UER-py flag: same as --precision fp16.")
     p.add_argument("--device", default="auto")
+    add_log_args(p)
 
 
 def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs_num", type=int, default=3)
     p.add_argument("--learning_rate", type=float, default=2e-5)
     p.add_argument("--warmup", type=float, default=0.1)
-    p.add_argument("--scheduler", default="linear")
+    p.add_argument("--scheduler", default="linear", help=scheduler_help())
     p.add_argument("--weight_decay", type=float, default=0.01)
     p.add_argument("--max_grad_norm", type=float, default=1.0)
     p.add_argument("--report_steps", type=int, default=100)
@@ -55,6 +57,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adam_epsilon", type=float, default=1e-6)
     p.add_argument("--poly_power", type=float, default=1.0, help="Power of the polynomial schedule.")
     p.add_argument("--lr_end_ratio", type=float, default=0.0, help="Final lr / lr for polynomial.")
+    add_optimizer_args(p, {a.dest for a in p._actions})
 
 
 def finetune_parser(task_name: str) -> argparse.ArgumentParser:
@@ -107,8 +110,10 @@ def finetune(task_name: str, argv: Optional[List[str]] = None):
     given = flags_on_command_line(lambda: finetune_parser(task_name), argv)
     args = finetune_parser(task_name).parse_args(argv)
     check_adv_flags(args, given)
-    refuse_outputs_over_inputs(args, [model_output()], {
+    refuse_outputs_over_inputs(args, [model_output(), Output("log_path")], {
         "the config beside --pretrained_model_path": find_config_beside(args.pretrained_model_path)})
+    configure_logging(args)
+    check_optimizer_flags(args, given)
     if args.fp16:
         args.precision = "fp16"
     engines = engine_factory(args, given)       # may take batch size / precision from a DeepSpeed config
@@ -141,9 +146,10 @@ def finetune_settings(args) -> FinetuneSettings:
 def infer(task_name: str, argv: Optional[List[str]] = None):
     given = flags_on_command_line(lambda: infer_parser(task_name), argv)
     args = infer_parser(task_name).parse_args(argv)
-    refuse_outputs_over_inputs(args, [Output("prediction_path")], {
+    refuse_outputs_over_inputs(args, [Output("prediction_path"), Output("log_path")], {
         "the config beside --load_model_path": find_config_beside(args.load_model_path),
         "the task info beside --load_model_path": args.load_model_path + TASK_INFO_SUFFIX})
+    configure_logging(args)
     if args.fp16:
         args.precision = "fp16"
     engines = engine_factory(args, given)

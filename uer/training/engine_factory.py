@@ -31,6 +31,11 @@ class OptimizerSettings:
     warmup: float = 0.1
     poly_power: float = 1.0
     lr_end_ratio: float = 0.0
+    lr_decay: float = 0.5            # tri_stage: decay phase as a fraction of the total steps (UER-py)
+    num_cycles: int = 1              # cosine_with_restarts: cosine decays (UER-py: 1)
+    optimizer: str = "adamw"         # adamw | adafactor
+    adafactor_clip_threshold: float = 1.0
+    adafactor_decay_rate: float = -0.8
     precision: str = "fp32"
     max_grad_norm: float = 1.0
     accumulation_steps: int = 1
@@ -69,24 +74,29 @@ class EngineFactory:
         warmup = int(s.warmup * total_steps)
 
         def make_scheduler(optimizer):
-            return build_scheduler(optimizer, s.scheduler, warmup, total_steps, s.poly_power, s.lr_end_ratio)
+            return build_scheduler(optimizer, s.scheduler, warmup, total_steps, s.poly_power, s.lr_end_ratio,
+                                   decay_steps=int(s.lr_decay * total_steps), num_cycles=s.num_cycles)
 
         if not has_partitioned_parameters(model):     # ZeRO-3 placed the partitions already
             model.to(self.device)
-        betas = (s.beta1, s.beta2)
         if self.engine == "deepspeed":
             from uer.training.engines.deepspeed_engine import DeepSpeedEngine
             groups = parameter_groups(model, s.weight_decay)
-            optimizer = build_optimizer(model, s.learning_rate, s.weight_decay, betas, s.adam_epsilon) \
-                if self.own_optimizer else None
+            optimizer = self._optimizer(model) if self.own_optimizer else None
             return DeepSpeedEngine(model, self.ds_config, groups, optimizer, make_scheduler)
-        optimizer = build_optimizer(model, s.learning_rate, s.weight_decay, betas, s.adam_epsilon)
+        optimizer = self._optimizer(model)
         if self.engine == "ddp":
             from uer.training.engines.ddp import DDPEngine
             return DDPEngine(model, optimizer, make_scheduler(optimizer), self.device, s.precision,
                              s.max_grad_norm, s.accumulation_steps)
         return LocalEngine(model, optimizer, make_scheduler(optimizer), self.device, s.precision,
                            s.max_grad_norm, s.accumulation_steps)
+
+    def _optimizer(self, model):
+        s = self.settings
+        return build_optimizer(model, s.learning_rate, s.weight_decay, (s.beta1, s.beta2), s.adam_epsilon,
+                               kind=s.optimizer, adafactor_clip_threshold=s.adafactor_clip_threshold,
+                               adafactor_decay_rate=s.adafactor_decay_rate)
 
     def build_for_inference(self, model):
         """An engine that only runs forwards.  One process: no optimizer at all.  DDP / DeepSpeed
