@@ -51,12 +51,17 @@ class Embedding(nn.Module):
         """The token table, shared with tied output layers."""
         return self._modules["word"].weight
 
-    def forward(self, src: torch.Tensor, seg: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """``start``: the position of src's first token (> 0 for a cached decoding step)."""
+    def forward(self, src: torch.Tensor, seg: torch.Tensor, start: int = 0,
+                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``start``: the position of src's first token (> 0 for a cached decoding step);
+        ``positions`` (B, L): every token's own position instead (left-padded prompts)."""
         emb = None
         for name in self.names:
             module = self._modules[name]
-            part = module(src, seg, start) if start and getattr(module, "positional", False) else module(src, seg)
+            if getattr(module, "positional", False) and (start or positions is not None):
+                part = module(src, seg, start, positions)
+            else:
+                part = module(src, seg)
             if name == "word" and self.word_scale != 1.0:
                 part = part * self.word_scale
             emb = part if emb is None else emb + part

@@ -1,10 +1,16 @@
 import math
+from typing import Optional
 
 import torch
 from torch import nn
 
 from uer.config import ModelConfig
 from uer.registry import EMBEDDINGS, TARGET_EMBEDDINGS
+
+
+def check_positions(positions: torch.Tensor, max_seq_length: int) -> None:
+    if positions.numel() and int(positions.max()) >= max_seq_length:
+        raise ValueError(f"position {int(positions.max())} exceeds max_seq_length {max_seq_length}")
 
 
 @EMBEDDINGS.register("pos")
@@ -19,7 +25,12 @@ class PositionEmbedding(nn.Module):
 
     positional = True   # takes ``start``: the position of src's first token (incremental decoding)
 
-    def forward(self, src: torch.Tensor, seg: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def forward(self, src: torch.Tensor, seg: torch.Tensor, start: int = 0,
+                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``positions`` (B, L): each token's own position (left-padded prompts); wins over ``start``."""
+        if positions is not None:
+            check_positions(positions, self.max_seq_length)
+            return self.embedding(positions)
         length = start + src.size(1)
         if length > self.max_seq_length:
             raise ValueError(f"sequence of {length} tokens exceeds max_seq_length {self.max_seq_length}")
@@ -43,7 +54,11 @@ class SinusoidalPositionEmbedding(nn.Module):
 
     positional = True
 
-    def forward(self, src: torch.Tensor, seg: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def forward(self, src: torch.Tensor, seg: torch.Tensor, start: int = 0,
+                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if positions is not None:
+            check_positions(positions, self.table.size(0))
+            return self.table[positions]
         length = start + src.size(1)
         if length > self.table.size(0):
             raise ValueError(f"sequence of {length} tokens exceeds max_seq_length {self.table.size(0)}")

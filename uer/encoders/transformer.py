@@ -1,14 +1,16 @@
 """The transformer encoder: post-LN (BERT) or pre-LN (GPT-2), dense or gated FFN, optional ALBERT
 factorised embeddings and cross-layer parameter sharing."""
 
+from dataclasses import dataclass
+from typing import List, Optional
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from uer.config import ModelConfig
-from typing import Optional
-
-from uer.layers.attention import MultiHeadAttention, PositionScheme
+from uer.errors import ConfigError
+from uer.layers.attention import AttentionCache, MultiHeadAttention, PositionScheme
 from uer.layers.feed_forward import build_feed_forward
 from uer.layers.masks import AttentionMask, build_attention_mask
 from uer.layers.norms import build_norm
@@ -33,12 +35,49 @@ class TransformerLayer(nn.Module):
         self.dropout_2 = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask: AttentionMask,
-                position: Optional[PositionScheme] = None) -> torch.Tensor:
+                position: Optional[PositionScheme] = None, cache: Optional[AttentionCache] = None) -> torch.Tensor:
         if self.pre_norm:
-            x = x + self.dropout_1(self.attention(self.norm_1(x), mask, position))
+            x = x + self.dropout_1(self.attention(self.norm_1(x), mask, position, cache=cache))
             return x + self.dropout_2(self.feed_forward(self.norm_2(x)))
-        x = self.norm_1(x + self.dropout_1(self.attention(x, mask, position)))
+        x = self.norm_1(x + self.dropout_1(self.attention(x, mask, position, cache=cache)))
         return self.norm_2(x + self.dropout_2(self.feed_forward(x)))
+
+
+@dataclass
+class EncoderCache:
+    """Incremental decoding through a causal encoder (decoder-only LMs): one self-attention cache per
+    layer use, and which cached positions are real tokens (False: left padding of a batched prompt)."""
+    layers: List[AttentionCache]
+    keep: Optional[torch.Tensor] = None    # (B, length) bool
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keep is None else self.keep.size(1)
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (beam search): every cached tensor is re-indexed on dim 0."""
+        for cache in self.layers:
+            if cache.k is not None:
+                cache.k, cache.v = cache.k.index_select(0, index), cache.v.index_select(0, index)
+        if self.keep is not None:
+            self.keep = self.keep.index_select(0, index)
+
+
+def cached_causal_mask(keep_new: torch.Tensor, keep_past: Optional[torch.Tensor]) -> AttentionMask:
+    """Causal self-attention of ``new`` tokens after ``past`` cached ones, padding keys hidden; equal
+    to the last rows of ``build_attention_mask("causal", seg)`` over the whole sequence."""
+    new, past = keep_new.size(1), 0 if keep_past is None else keep_past.size(1)
+    keep = keep_new if keep_past is None else torch.cat([keep_past, keep_new], dim=1)
+    if bool(keep.all()):
+        if new == 1:
+            return AttentionMask(None)
+        if past == 0:
+            return AttentionMask(None, is_causal=True)
+    device = keep.device
+    visible = torch.ones(new, past + new, dtype=torch.bool, device=device).tril(past)
+    # A padding query sees itself (as in build_attention_mask), so softmax never divides by zero.
+    itself = torch.arange(past + new, device=device)[None, :] == (past + torch.arange(new, device=device))[:, None]
+    return AttentionMask((visible[None, None] & keep[:, None, None, :]) | itself[None, None])
 
 
 @ENCODERS.register("transformer")
@@ -58,16 +97,28 @@ class TransformerEncoder(nn.Module):
         # Attention-level positions, shared by all layers (T5 buckets: bidirectional in the encoder).
         self.position: Optional[PositionScheme] = build_relative_position(config, bidirectional=True)
 
-    def forward(self, emb: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        """emb: (B, L, emb_size); seg: (B, L) with 0 at padding -> hidden (B, L, hidden_size)."""
-        mask = build_attention_mask(self.mask_kind, seg)
+    def new_cache(self) -> EncoderCache:
+        """A cache for incremental (causal) decoding; only a causal encoder can extend a sequence."""
+        if self.mask_kind != "causal":
+            raise ConfigError(f"incremental decoding needs a causal encoder (\"mask\": \"causal\", a decoder-only "
+                              f"LM such as GPT-2); this model's encoder has mask '{self.mask_kind}'")
+        return EncoderCache([AttentionCache() for _ in range(self.layers_num)])
+
+    def forward(self, emb: torch.Tensor, seg: torch.Tensor, cache: Optional[EncoderCache] = None) -> torch.Tensor:
+        """emb: (B, L, emb_size); seg: (B, L) with 0 at padding -> hidden (B, L, hidden_size).
+        ``cache`` (``new_cache()``): the L tokens follow ``cache.length`` cached ones; updated in place."""
+        if cache is None:
+            mask = build_attention_mask(self.mask_kind, seg)
+        else:
+            mask = cached_causal_mask(seg > 0, cache.keep)
+            cache.keep = seg > 0 if cache.keep is None else torch.cat([cache.keep, seg > 0], dim=1)
         x = self.linear(emb) if self.linear is not None else emb
         for i in range(self.layers_num):
             layer = self.layers[0 if self.parameter_sharing else i]
-            if self.activation_checkpointing and self.training:
+            if self.activation_checkpointing and self.training and cache is None:
                 x = checkpoint(layer, x, mask, self.position, use_reentrant=False)
             else:
-                x = layer(x, mask, self.position)
+                x = layer(x, mask, self.position, cache.layers[i] if cache is not None else None)
         return self.final_norm(x) if self.final_norm is not None else x
 
     def matmul_params_per_token(self) -> int:
