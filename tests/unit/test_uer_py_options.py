@@ -268,9 +268,12 @@ def test_pretrain_adafactor_tri_stage_deep_init_and_log_file(tiny_corpus, tmp_pa
                    "--scheduler", "tri_stage", "--warmup", "0.2", "--lr_decay", "0.4", "--deep_init",
                    "--log_path", str(log), "--log_level", "error", "--log_file_level", "DEBUG"])
     lrs = {r["step"]: r["lr"] for r in map(json.loads, open(model + ".metrics.jsonl"))}
-    # 10 steps: warm-up 2, hold until 6, decay to 0.05 at 10; the lr logged at step s is the one step s used
+    # 10 steps: warm-up 2, hold until 6, decay to 0.05 at 10; the lr logged at step s is the schedule's
+    # value after s updates (the next update's)
+    assert sorted(lrs) == list(range(1, 11))
     for step, lr in lrs.items():
-        assert lr == pytest.approx(1e-3 * tri_value(step - 1, 2, 10, 4), rel=1e-6), step
+        assert lr == pytest.approx(1e-3 * tri_value(step, 2, 10, 4), rel=1e-6), step
+    assert lrs[1] == pytest.approx(0.505e-3) and lrs[10] == pytest.approx(0.05e-3)
     text = log.read_text()
     assert "--deep_init: 4 residual projections" in text and "final model written" in text
     assert "final model written" not in capsys.readouterr().err     # console at ERROR
