@@ -180,8 +180,8 @@ def test_uer_py_defaults_fill_omitted_keys():
 
 @pytest.mark.parametrize("key, value, match", [
     ("hiden_size", 768, "'hiden_size'.*Did you mean 'hidden_size'"),
-    ("decoder", "transformer", "'decoder'.*encoder-decoder"),
-    ("relative_position_embedding", True, "'relative_position_embedding'.*T5"),
+    ("decoder", "transformer", "key 'decoder_layers_num' is missing"),
+    ("relative_position_embedding", True, "'remove_attention_scale'.*before"),
     ("encoder", "lstm", "'encoder'.*'lstm'"),
     ("layernorm", "t5", "'layernorm'.*'t5'"),
     ("target", ["mlm", "bilm"], "'target'.*'bilm'"),
@@ -233,7 +233,7 @@ def test_models_trained_with_another_norm_are_not_exported():
 # scripts/convert.py, and UER-py files where a uer checkpoint is expected
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", FIXTURES)
+@pytest.mark.parametrize("name", FIXTURES + ("t5_tiny",))
 def test_convert_command_both_ways(data_dir, tmp_path, name):
     from uer.config import load_config
     from uer.convert.cli import main as convert_main
@@ -241,7 +241,8 @@ def test_convert_command_both_ways(data_dir, tmp_path, name):
     ours = tmp_path / "ours.bin"
     convert_main(["--from", "uer_py", "--to", "uer", "--input_model_path", os.path.join(folder, "model.bin"),
                   "--input_config_path", os.path.join(folder, "config.json"), "--output_model_path", str(ours)])
-    assert load_config(str(tmp_path / "ours.json")).layernorm == "uer_py"     # our config, beside the output
+    norm_kind = "t5" if name == "t5_tiny" else "uer_py"
+    assert load_config(str(tmp_path / "ours.json")).layernorm == norm_kind    # our config, beside the output
     back = tmp_path / "uer_py" / "model.bin"
     back.parent.mkdir()
     convert_main(["--from", "uer", "--to", "uer_py", "--input_model_path", str(ours),
@@ -281,21 +282,6 @@ def test_finetuning_from_a_uer_py_checkpoint_is_refused_with_the_command(data_di
             "--output_model_path", str(tmp_path / "clf.bin"), "--epochs_num", "1", "--seq_length", "16"])
 
 
-def test_t5_fixture_is_refused_clearly(data_dir, tmp_path, capsys):
-    """T5 / BART / LLaMA do not exist in uer yet (issues 11 / 12): the real T5 fixture is refused, naming why."""
-    from uer.convert.cli import main as convert_main
-    folder = os.path.join(data_dir, "uer_py_checkpoints", "t5_tiny")
-    if not os.path.isdir(folder):
-        pytest.skip(f"{folder} is missing")
-    with pytest.raises(SystemExit):
-        convert_main(["--from", "uer_py", "--to", "uer", "--input_model_path", os.path.join(folder, "model.bin"),
-                      "--input_config_path", os.path.join(folder, "config.json"),
-                      "--output_model_path", str(tmp_path / "t5.bin")])
-    err = capsys.readouterr().err
-    assert "key 'decoder'" in err and "encoder-decoder models" in err and "issues 11 / 12" in err
-    assert not (tmp_path / "t5.bin").exists()
-
-
 def test_gated_biasless_lm_with_output_bias_round_trip():
     """Options without a fixture: the table still maps every tensor, both ways, with UER-py's names."""
     gpt = {**BERT_BASE, "emb_size": 16, "hidden_size": 16, "feedforward_size": 32, "heads_num": 2,
@@ -328,3 +314,202 @@ def test_finetuning_from_an_imported_checkpoint(data_dir, tiny_corpus, tmp_path)
     assert "dev" in results and (tmp_path / "clf.bin").exists()
     with open(tmp_path / "clf.bin.config.json", encoding="utf-8") as f:
         assert json.load(f)["layernorm"] == "uer_py"
+
+
+# ------------------------------------------------------------------------------------------------
+# T5 (encoder-decoder): the t5_tiny fixture, and the shapes it does not cover
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def t5_imported(data_dir):
+    folder, state, config, ref = _fixture(data_dir, "t5_tiny")
+    conv = uer_py_to_uer(state, config, os.path.join(folder, "config.json"))
+    model = build_model(conv.config)
+    load_weights(model, conv.state)          # strict
+    model.eval()
+    return folder, state, config, conv, model, ref
+
+
+def test_t5_config_maps_to_ours(t5_imported):
+    folder, _, _, conv, _, _ = t5_imported
+    c = conv.config
+    assert (c.decoder, c.tgt_embedding, c.decoder_layers_num, c.share_embedding) == ("transformer", ["word"], 2, True)
+    assert c.layernorm == "t5" and c.layernorm_eps == 1e-6 and c.layernorm_positioning == "pre"
+    assert c.relative_position_embedding and c.relative_attention_buckets_num == 32 and c.remove_attention_scale
+    assert c.relative_attention_max_distance == 128 and c.remove_transformer_bias and c.remove_embedding_layernorm
+    # UER-py's tie_weights ties the output layer to the decoder table before share_embedding swaps it out
+    assert c.tie_weights is False and c.scale_tied_output is False
+    assert any("separate matrix" in n for n in conv.notes)
+    assert c.vocab_size == 21228 and c.padded_vocab_size == 21248
+    with open(os.path.join(folder, "resolved_args.json"), encoding="utf-8") as f:
+        assert uer_py_config_to_uer(json.load(f), 21228, "resolved_args.json") == c
+
+
+def test_t5_imported_model_reproduces_uer_py_reference_outputs(t5_imported):
+    """UER-py's own T5 modules computed these tensors (see the fixture's README); ours through
+    Model.embedding / encoder / tgt_embedding / decode / logits."""
+    _, _, _, _, model, ref = t5_imported
+    t = lambda k: torch.from_numpy(ref[k])
+    src, seg, tgt_in, tgt_seg, tgt_out = t("src"), t("seg"), t("tgt_in"), t("tgt_seg"), t("tgt_out")
+    real = tgt_seg > 0
+    diffs = {}
+    with torch.no_grad():
+        emb = model.embedding(src, seg)
+        diffs["emb"] = _diff(emb, ref, "emb")
+        hidden = model.encoder(emb, seg)
+        diffs["hidden"] = _diff(hidden, ref, "hidden")
+        diffs["memory"] = _diff(model.encode(src, seg), ref, "memory")
+        diffs["tgt_emb"] = _diff(model.tgt_embedding(tgt_in, tgt_seg), ref, "tgt_emb")
+        # UER-py's decoder self-attention is causal only (tgt_seg unused), so its padding positions also
+        # see earlier padding; ours hides padding keys.  Real positions agree either way; every position
+        # agrees with tgt_seg=None (no padding marked).
+        decoded = model.decode(tgt_in, hidden, seg, tgt_seg)
+        diffs["decoder_hidden[real positions]"] = float((decoded - t("decoder_hidden"))[real].abs().max())
+        diffs["decoder_hidden"] = _diff(model.decode(tgt_in, hidden, seg), ref, "decoder_hidden")
+        diffs["lm_logits"] = _diff(model.logits(tgt_in, hidden, seg), ref, "lm_logits")
+        # the training loss: UER-py's LmTarget NLL over tgt_seg > 0, from its own logits
+        out = model({"src": src, "seg": seg, "tgt_in": tgt_in, "tgt_out": tgt_out, "tgt_seg": tgt_seg})
+        nll = torch.nn.functional.cross_entropy(t("lm_logits")[real], tgt_out[real])
+        diffs["loss"] = abs(float(out["loss"]) - float(nll))
+    print("t5_tiny", {k: f"{v:.2e}" for k, v in diffs.items()})
+    assert all(v <= ATOL for v in diffs.values()), diffs
+
+
+def test_t5_export_gives_back_the_uer_py_file(t5_imported):
+    _, state, config, conv, model, _ = t5_imported
+    back = uer_to_uer_py(model.state_dict(), conv.config)
+    assert sorted(back.state) == sorted(state)                # 49 names: no missing or unexpected ones
+    for key, tensor in state.items():
+        assert back.state[key].shape == tensor.shape and torch.equal(back.state[key], tensor), key
+    # one storage under both names, as UER-py's share_embedding saves it; the output layer is its own
+    assert back.state["tgt_embedding.word.embedding.weight"] is back.state["embedding.word.embedding.weight"]
+    assert back.state["target.lm.output_layer.weight"] is not back.state["embedding.word.embedding.weight"]
+    assert {k: v for k, v in back.hf_config.items() if k in config} == config
+    again = uer_py_to_uer(back.state, back.hf_config, "exported config")
+    assert again.config == conv.config
+
+
+def test_t5_tied_copy_that_differs_is_refused(t5_imported):
+    _, state, config, _, _, _ = t5_imported
+    state = dict(state)
+    state["tgt_embedding.word.embedding.weight"] = state["tgt_embedding.word.embedding.weight"] + 1
+    with pytest.raises(CheckpointError, match="tgt_embedding.word.embedding.weight should be a copy of "
+                                              "embedding.word.embedding.weight"):
+        uer_py_to_uer(state, config, "config.json")
+
+
+def test_t5_checkpoint_with_fewer_decoder_layers_than_the_config_names_them(t5_imported):
+    _, state, config, _, _, _ = t5_imported
+    with pytest.raises(CheckpointError, match="decoder.transformer_decoder.2.self_attn.linear_layers.0.weight"):
+        uer_py_to_uer(state, {**config, "decoder_layers_num": 3}, "config.json")
+
+
+T5_V1_1 = {"emb_size": 16, "feedforward_size": 24, "hidden_size": 16, "hidden_act": "gelu_fast",
+           "attention_head_size": 4, "heads_num": 2, "layers_num": 2, "decoder_layers_num": 3, "dropout": 0.0,
+           "data_processor": "t5", "embedding": ["word"], "relative_position_embedding": True,
+           "remove_embedding_layernorm": True, "tgt_embedding": ["word"], "share_embedding": True,
+           "encoder": "transformer", "mask": "fully_visible", "layernorm_positioning": "pre",
+           "feed_forward": "gated", "remove_attention_scale": True, "layernorm": "t5",
+           "remove_transformer_bias": True, "decoder": "transformer", "target": ["lm"]}   # models/t5-v1_1 shape
+
+
+def _round_trip(config):
+    torch.manual_seed(0)
+    model = build_model(config)
+    exported = uer_to_uer_py(model.state_dict(), config)
+    back = uer_py_to_uer(exported.state, exported.hf_config, "exported")
+    own = model.state_dict()
+    assert sorted(back.state) == sorted(own) and back.config == config
+    for k in own:
+        rows = config.vocab_size if own[k].shape[0] == config.padded_vocab_size else own[k].shape[0]
+        assert torch.equal(back.state[k][:rows], own[k][:rows]), k
+    return exported
+
+
+def test_t5_v1_1_shape_round_trip():
+    """UER-py's models/t5-v1_1 shape (gated gelu_fast FFN, head size x heads != hidden, decoder deeper than
+    the encoder, no tie_weights): every tensor under UER-py's names and back."""
+    config = uer_py_config_to_uer(T5_V1_1, 70, "t5_v1_1.json")
+    exported = _round_trip(config)
+    keys = set(exported.state)
+    assert {"decoder.transformer_decoder.2.feed_forward.linear_gate.weight", "decoder.self_pos_emb.relative_attention_bias.weight",
+            "encoder.relative_pos_emb.relative_attention_bias.weight", "target.lm.output_layer.weight"} <= keys
+    assert exported.state["decoder.transformer_decoder.0.self_attn.linear_layers.0.weight"].shape == (8, 16)
+    assert exported.hf_config["attention_head_size"] == 4 and exported.hf_config["decoder_layers_num"] == 3
+
+
+def test_unshared_tied_post_ln_encoder_decoder_round_trip():
+    """An unshared decoder table tied to the output layer (UER-py stores both names), post-LN with biases
+    and UER-py's LayerNorm, word + pos target embedding with its own norm (the BART shape)."""
+    bart = {**T5_V1_1, "relative_position_embedding": False, "remove_attention_scale": False, "layernorm": "normal",
+            "remove_transformer_bias": False, "remove_embedding_layernorm": False, "feed_forward": "dense",
+            "layernorm_positioning": "post", "share_embedding": False, "tie_weights": True,
+            "embedding": ["word", "pos"], "tgt_embedding": ["word", "pos"], "attention_head_size": 8}
+    config = uer_py_config_to_uer(bart, 70, "bart.json")
+    assert config.tie_weights and not config.share_embedding and config.layernorm == "uer_py"
+    exported = _round_trip(config)
+    state = exported.state
+    assert state["target.lm.output_layer.weight"] is state["tgt_embedding.word.embedding.weight"]
+    assert "tgt_embedding.layer_norm.gamma" in state and "decoder.transformer_decoder.0.context_attn.final_linear.bias" in state
+    assert "decoder.layer_norm.gamma" not in state and "embedding.word.embedding.weight" in state
+
+
+def test_our_t5_config_exports_with_the_output_scale_folded_in():
+    """models/t5/small.json ties the output layer to the shared table and rescales by hidden**-0.5, which UER-py
+    cannot express: the export writes the scaled table as its own output layer; the logits still agree."""
+    from uer.config import load_config
+    config = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "models", "t5", "small.json"),
+                         {"vocab_size": 70, "emb_size": 16, "hidden_size": 16, "feedforward_size": 32,
+                          "heads_num": 2, "attention_head_size": 8, "layers_num": 1, "decoder_layers_num": 2})
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    exported = uer_to_uer_py(model.state_dict(), config)
+    assert exported.hf_config["tie_weights"] and exported.hf_config["layernorm"] == "t5"
+    assert any("folded" in n for n in exported.notes)
+    back = uer_py_to_uer(exported.state, exported.hf_config, "exported")
+    again = build_model(back.config).eval()
+    load_weights(again, back.state)
+    src, tgt = torch.randint(1, 70, (2, 9)), torch.randint(1, 70, (2, 5))
+    seg = torch.ones_like(src)
+    with torch.no_grad():
+        a = model.logits(tgt, model.encode(src, seg), seg)
+        b = again.logits(tgt, again.encode(src, seg), seg)
+    assert float((a - b).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"layernorm": "t5", "remove_embedding_layernorm": False}, "'layernorm'.*remove_embedding_layernorm"),
+    ({"decoder": "lstm"}, "'decoder'.*'lstm'"),
+    ({"tgt_embedding": ["word", "sinusoidalpos"]}, "'tgt_embedding'.*'sinusoidalpos'"),
+    ({"remove_attention_scale": False}, "'remove_attention_scale'.*before"),
+    ({"target": ["mlm"]}, "'layernorm'.*mlm"),
+])
+def test_bad_t5_config_is_named(change, match):
+    with pytest.raises(ConfigError, match=match):
+        uer_py_config_to_uer({**T5_V1_1, **change}, 70, "t5.json")
+
+
+def test_separate_target_vocabulary_is_refused():
+    config = uer_py_config_to_uer({**T5_V1_1, "share_embedding": False}, 70, "t5.json")
+    state = dict(uer_to_uer_py(build_model(config).state_dict(), config).state)
+    state["tgt_embedding.word.embedding.weight"] = torch.zeros(90, 16)
+    with pytest.raises(CheckpointError, match="separate target vocabulary"):
+        uer_py_to_uer(state, {**T5_V1_1, "share_embedding": False}, "t5.json")
+
+
+def test_our_decoder_options_uer_py_lacks_are_refused_on_export():
+    import dataclasses
+    config = uer_py_config_to_uer(T5_V1_1, 70, "t5.json")
+    for change, match in (({"decoder_heads_num": 4}, "'decoder_heads_num'"), ({"scale_embedding": True}, "'scale_embedding'"),
+                          ({"relative_attention_max_distance": 64}, "fixed 128")):
+        bad = dataclasses.replace(config, **change)
+        with pytest.raises(ConfigError, match=match):
+            uer_to_uer_py(build_model(config).state_dict(), bad)
+
+
+def test_rms_norm_exports_as_uer_py_t5_layernorm():
+    import dataclasses
+    config = uer_py_config_to_uer(T5_V1_1, 70, "t5.json")
+    rms = dataclasses.replace(config, layernorm="rms")
+    exported = uer_to_uer_py(build_model(rms).state_dict(), rms)
+    assert exported.hf_config["layernorm"] == "t5" and "decoder.layer_norm.weight" in exported.state

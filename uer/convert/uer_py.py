@@ -2,7 +2,9 @@
 
 UER-py is modular like uer, so one table, built from the config, covers every architecture both
 toolkits share today: BERT / RoBERTa (word + pos + seg, post-LN, mlm / sp targets), ALBERT (factorised
-embedding, one shared layer, sop = sp) and GPT-2 (word + pos, pre-LN with a final norm, causal, lm).
+embedding, one shared layer, sop = sp), GPT-2 (word + pos, pre-LN with a final norm, causal, lm) and
+T5 (word only, pre-LN with T5's RMS norm, no biases, unscaled attention with relative-position
+buckets, an encoder-decoder with a cross-attending decoder and an lm target over the decoder).
 The table is data (``uer/convert/table.py``), read in both directions:
 
     ours                                    UER-py
@@ -12,13 +14,22 @@ The table is data (``uer/convert/table.py``), read in both directions:
     encoder.layers.{i}.attention.output     encoder.transformer.{i}.self_attn.final_linear
     encoder.layers.{i}.norm_1 / norm_2      encoder.transformer.{i}.layer_norm_1 / layer_norm_2
     encoder.final_norm                      encoder.layer_norm                 (pre-LN)
+    encoder.position.embedding.weight       encoder.relative_pos_emb.relative_attention_bias.weight
+    tgt_embedding.*                         tgt_embedding.*  (the word table: a copy of the encoder's when shared)
+    decoder.layers.{i}.self_attention       decoder.transformer_decoder.{i}.self_attn
+    decoder.layers.{i}.cross_attention      decoder.transformer_decoder.{i}.context_attn
+    decoder.layers.{i}.norm_1 / _2 / _3     decoder.transformer_decoder.{i}.layer_norm_1 / _2 / _3
+    decoder.final_norm                      decoder.layer_norm                 (pre-LN)
+    decoder.position.embedding.weight       decoder.self_pos_emb.relative_attention_bias.weight
     target.mlm.output_weight / _bias        target.mlm.linear_2.weight / .bias (weight = the word table when tied)
     target.lm.output_weight                 target.lm.output_layer.weight      (ditto)
 
 Their norms are UER-py's own LayerNorm (unbiased std, eps on the std), which the imported config
-selects as ``"layernorm": "uer_py"``.  Encoder-decoder (T5, BART, PEGASUS) and LLaMA-style models are
-still being added to uer (issues 11 / 12); until their rows are here, their configs are refused, naming
-the key.
+selects as ``"layernorm": "uer_py"``; their ``"layernorm": "t5"`` is T5's RMS norm (weight only),
+ours ``"t5"``.  UER-py's encoder-decoder quirk: ``tie_weights`` ties the output layer to the decoder's
+own word table *before* ``share_embedding`` replaces that table by the encoder's, so a shared T5's
+output layer is a separate matrix (imported as ``"tie_weights": false``).  LLaMA-style models and
+separate target vocabularies are still refused, naming the key.
 """
 
 import json
@@ -53,15 +64,15 @@ UER_PY_MODEL_KEYS: Dict[str, Any] = {
     "factorized_embedding_parameterization": False, "remove_transformer_bias": False,
     "parameter_sharing": False, "target": ["mlm"], "tie_weights": False, "has_lmtarget_bias": False,
     "pooling": "first", "attention_head_size": 0, "data_processor": "",
+    # T5-style options and the decoder side (their decoder_layers_num has no default: a decoder needs it)
+    "relative_position_embedding": False, "relative_attention_buckets_num": 32, "remove_attention_scale": False,
+    "decoder": "", "tgt_embedding": ["word"], "decoder_layers_num": None, "share_embedding": False,
 }
+# Only meaningful with a decoder (UER-py builds no tgt_embedding / decoder without "decoder").
+DECODER_KEYS = ("tgt_embedding", "decoder_layers_num", "share_embedding")
 
 # Options of architectures uer does not have yet: a true value is refused, naming the feature.
 REFUSED_WHEN_SET = {
-    "decoder": "encoder-decoder models (T5, BART, PEGASUS) are not in the UER-py converter yet: those families "
-               "are still being added to uer (issues 11 / 12), and their UER-py tables come with them",
-    "relative_position_embedding": "T5 relative position buckets come with the T5 family, which does not "
-                                   "exist in uer yet (issue 11)",
-    "remove_attention_scale": "unscaled attention (T5) comes with the T5 family, not in uer yet (issue 11)",
     "has_residual_attention": "residual attention (RealFormer) is not implemented in uer",
     "rotary_position_embedding": "rotary positions come with the LLaMA family, not in uer yet (issue 12)",
     "alibi_position_embedding": "ALiBi positions are not implemented in uer",
@@ -75,27 +86,27 @@ IGNORED_KEYS = {
     "deep_init", "dist_train", "do_lower_case", "gpu_ranks", "instances_buffer_size", "labels_num",
     "learning_rate", "log_file_level", "log_level", "log_path", "lr_decay", "master_ip", "merges_path",
     "optimizer", "output_model_path", "prefix_lm_loss", "pretrained_model_path",
-    "relative_attention_buckets_num", "report_steps", "save_checkpoint_steps", "scheduler", "seed",
-    "share_embedding", "single_gpu", "span_geo_prob", "span_masking", "span_max_length",
-    "spm_model_path", "tgt_do_lower_case", "tgt_embedding", "tgt_merges_path", "tgt_spm_model_path",
+    "report_steps", "save_checkpoint_steps", "scheduler", "seed",
+    "single_gpu", "span_geo_prob", "span_masking", "span_max_length",
+    "spm_model_path", "tgt_do_lower_case", "tgt_merges_path", "tgt_spm_model_path",
     "tgt_tokenizer", "tgt_vocab_path", "tokenizer", "total_steps", "vocab", "vocab_path", "warmup",
     "whole_word_masking", "world_size", "seq_length", "tgt_seq_length", "fp16", "fp16_opt_level",
-    "deepspeed", "deepspeed_config", "decoder_layers_num", "activation_checkpointing",
+    "deepspeed", "deepspeed_config", "activation_checkpointing",
     "dynamic_masking", "full_sentences", "dup_factor", "short_seq_prob", "processes_num",
     "docs_buffer_size", "epochs_num", "warmup_steps",
 }
 
-SUPPORTED = {"embedding": ("word", "pos", "seg"), "encoder": ("transformer",), "target": ("mlm", "sp", "lm"),
-             "hidden_act": ("gelu", "gelu_fast", "relu", "silu"), "layernorm": ("normal",)}
+SUPPORTED = {"embedding": ("word", "pos", "seg"), "tgt_embedding": ("word", "pos", "seg"),
+             "encoder": ("transformer",), "decoder": ("transformer",), "target": ("mlm", "sp", "lm"),
+             "hidden_act": ("gelu", "gelu_fast", "relu", "silu"), "layernorm": ("normal", "t5")}
 WHY_NOT = {
     "embedding": "UER-py's 'sinusoidalpos', 'dual' and speech/image embeddings are not converted",
+    "tgt_embedding": "UER-py's 'sinusoidalpos' and 'dual' target embeddings are not converted",
+    "decoder": "UER-py has only the 'transformer' decoder",
     "encoder": "UER-py's rnn / lstm / gru / gatedcnn / dual encoders do not exist in uer",
-    "target": "UER-py's bilm / cls / seq2seq / t5 / prefixlm targets are not converted (encoder-decoder "
-              "targets need T5 / BART, issues 11 / 12)",
+    "target": "UER-py's bilm / cls targets are not converted",
     "hidden_act": "UER-py's 'linear' activation has no uer equivalent",
-    "layernorm": "UER-py's \"layernorm\": \"t5\" is T5 / LLaMA-style (RMSNorm in the layers, but UER-py's "
-                 "LayerNorm in the embedding and mlm head), which uer's single norm kind cannot mirror and "
-                 "whose families do not exist here yet (issues 11 / 12)",
+    "layernorm": "UER-py has no other norm at this commit",
 }
 
 
@@ -125,9 +136,7 @@ def uer_py_config_to_uer(data: Dict[str, Any], vocab_size: int, source: str,
     notes = notes if notes is not None else []
     out: Dict[str, Any] = {}
     known = set(UER_PY_MODEL_KEYS) | set(REFUSED_WHEN_SET) | IGNORED_KEYS
-    first = sorted(data, key=lambda k: k != "decoder")     # an encoder-decoder config: say that first
-    for key in first:
-        value = data[key]
+    for key, value in data.items():
         where = f"{source}, key '{key}'"
         if key in REFUSED_WHEN_SET:
             if value:
@@ -142,7 +151,11 @@ def uer_py_config_to_uer(data: Dict[str, Any], vocab_size: int, source: str,
             raise ConfigError(f"{where}: not a UER-py / TencentPretrain model config key.{hint} Fix or "
                               "remove it (UER-py ignores unknown keys silently; uer does not)")
         out[key] = value
+    has_decoder = bool(out.get("decoder"))
     for key, default in UER_PY_MODEL_KEYS.items():
+        if key in DECODER_KEYS and not has_decoder:
+            out.pop(key, None)           # UER-py reads them only when it builds a decoder
+            continue
         if key not in out:
             if default is None:
                 raise ConfigError(f"{source}: key '{key}' is missing; UER-py has no default for it either "
@@ -150,48 +163,110 @@ def uer_py_config_to_uer(data: Dict[str, Any], vocab_size: int, source: str,
             out[key] = default
     if out.get("data_processor") is None:
         out["data_processor"] = ""
+    out["decoder"] = out["decoder"] or ""
     # Legacy single strings ("word_pos_seg", target "bert") are read by config_from_dict; check names after.
     from uer.config import normalize_legacy
     out = normalize_legacy(out)
     for key, allowed in SUPPORTED.items():
+        if key not in out or (key == "decoder" and not has_decoder):
+            continue
         values = _as_list(out[key])
         bad = [v for v in (values if isinstance(values, list) else [values]) if v not in allowed]
         if bad:
             raise ConfigError(f"{source}, key '{key}': {bad[0]!r} cannot be converted ({WHY_NOT[key]}); "
                               f"supported: {', '.join(allowed)}")
-    out["layernorm"] = "uer_py"      # UER-py's "normal" is its own LayerNorm (unbiased std)
+    _check_norms(out, _as_list(out["target"]), source)
+    # UER-py's "normal" is its own LayerNorm (unbiased std); its "t5" is T5's RMS norm, our "t5" (eps 1e-6).
+    out["layernorm"] = "t5" if out["layernorm"] == "t5" else "uer_py"
+    if out["relative_position_embedding"] and not out["remove_attention_scale"]:
+        raise ConfigError(f"{source}, key 'remove_attention_scale': false together with "
+                          "\"relative_position_embedding\": true cannot be converted: UER-py adds the relative "
+                          "position bias to q.k *before* dividing by sqrt(head size), uer (like T5, which never "
+                          "scales) adds it after; UER-py's T5 configs set \"remove_attention_scale\": true")
+    if has_decoder and out["share_embedding"]:
+        # UER-py ties target.lm.output_layer to the decoder's own word table first, and only then replaces
+        # that table by the encoder's: with share_embedding the output layer is always its own matrix.
+        if out["tie_weights"]:
+            notes.append("tie_weights with share_embedding: UER-py ties the output layer to the decoder's word "
+                         "table before share_embedding replaces that table, so the output layer is a separate "
+                         "matrix; imported as \"tie_weights\": false")
+        out["tie_weights"] = False
     if out["attention_head_size"] and out["attention_head_size"] * out["heads_num"] == out["hidden_size"]:
         out["attention_head_size"] = 0
     out["vocab_size"] = vocab_size
     return config_from_dict(out, f"{source} (a UER-py config)")
 
 
+def _check_norms(out: Dict[str, Any], targets: List[str], source: str) -> None:
+    """UER-py's "layernorm": "t5" changes the transformer's norms only: the embedding's and the mlm head's
+    stay UER-py's LayerNorm.  uer has one norm kind per model, so only configs without those convert."""
+    if out["layernorm"] != "t5":
+        return
+    if not out["remove_embedding_layernorm"] or "mlm" in targets:
+        where = "'remove_embedding_layernorm' is false" if not out["remove_embedding_layernorm"] else \
+            "target 'mlm' has its own norm"
+        raise ConfigError(f"{source}, key 'layernorm': 't5' gives UER-py's transformer layers T5's RMS norm but "
+                          f"keeps its LayerNorm in the embedding and the mlm head, and here {where}; uer has "
+                          "one norm kind per model, so this mix cannot be converted (UER-py's T5 configs set "
+                          "\"remove_embedding_layernorm\": true with target [\"lm\"])")
+
+
 def uer_config_to_uer_py(config: ModelConfig, source: str = "the uer config") -> Dict[str, Any]:
     """Our config -> the UER-py config.json that builds the same model; refused (naming the key) where
     UER-py would compute something else."""
-    checks = {"layernorm": "uer_py", "layernorm_eps": 1e-6, "pretrainer": "", "enhanced_mask_decoder": False,
+    t5_norm = config.layernorm in ("t5", "rms")       # one RMS norm here, UER-py's T5LayerNorm there
+    norm_kind = config.layernorm if t5_norm else "uer_py"
+    checks = {"layernorm": norm_kind, "layernorm_eps": 1e-6, "pretrainer": "", "enhanced_mask_decoder": False,
               "encoder": "transformer", "attention_dropout": -1.0}
-    why = {"layernorm": "UER-py has only its own LayerNorm (unbiased std, eps on the std); a model trained "
-                        "here with another norm would compute differently there. Models imported from UER-py "
-                        "have \"layernorm\": \"uer_py\"",
+    if config.relative_position_embedding:
+        checks.update(remove_attention_scale=True, relative_attention_max_distance=128)
+    if config.decoder:
+        checks.update(decoder="transformer", decoder_heads_num=0, decoder_feedforward_size=0, tgt_vocab_size=0,
+                      scale_embedding=False)
+    why = {"layernorm": "UER-py has only its own LayerNorm (unbiased std, eps on the std) and T5's RMS norm "
+                        "(\"t5\"); a model trained here with torch's LayerNorm would compute differently there. "
+                        "Models imported from UER-py have \"layernorm\": \"uer_py\" or \"t5\"",
            "layernorm_eps": "UER-py's LayerNorm eps is fixed at 1e-6",
            "pretrainer": "UER-py has no composite pretrainers (ELECTRA); export the discriminator's backbone instead",
            "enhanced_mask_decoder": "UER-py has no DeBERTa enhanced mask decoder",
            "encoder": "UER-py has no such encoder",
-           "attention_dropout": "UER-py uses 'dropout' for the attention probabilities too"}
+           "attention_dropout": "UER-py uses 'dropout' for the attention probabilities too",
+           "remove_attention_scale": "UER-py adds the relative position bias before the 1/sqrt(head size) "
+                                     "scaling, uer after; only unscaled attention (T5) means the same in both",
+           "relative_attention_max_distance": "UER-py's relative position buckets end at a fixed 128",
+           "decoder": "UER-py has only the transformer decoder",
+           "decoder_heads_num": "UER-py's decoder has the encoder's heads_num (0 = the encoder's here)",
+           "decoder_feedforward_size": "UER-py's decoder has the encoder's feedforward_size (0 = the encoder's)",
+           "tgt_vocab_size": "a separate target vocabulary (UER-py's data_processor mt) is not exported yet",
+           "scale_embedding": "UER-py's word embedding is not scaled by sqrt(emb_size)"}
+    if config.decoder_heads_num == config.heads_num:
+        checks.pop("decoder_heads_num", None)
+    if config.decoder_feedforward_size == config.feedforward_size:
+        checks.pop("decoder_feedforward_size", None)
+    if config.tgt_vocab_size == config.vocab_size:
+        checks.pop("tgt_vocab_size", None)
     for key, wanted in checks.items():
         value = getattr(config, key)
         if value != wanted and not (isinstance(wanted, float) and abs(value - wanted) <= 1e-12):
             raise ConfigError(f"{source}: '{key}' is {value!r}, a UER-py model needs {wanted!r} ({why[key]})")
-    for key in ("embedding", "target", "hidden_act"):
+    _check_norms({"layernorm": "t5" if t5_norm else "normal", "remove_embedding_layernorm": config.remove_embedding_layernorm},
+                 list(config.target), source)
+    for key in ("embedding", "target", "hidden_act") + (("tgt_embedding",) if config.decoder else ()):
         values = _as_list(getattr(config, key))
         bad = [v for v in (values if isinstance(values, list) else [values]) if v not in SUPPORTED[key]]
         if bad:
             raise ConfigError(f"{source}: '{key}' {bad[0]!r} has no UER-py counterpart the converter writes; "
                               f"supported: {', '.join(SUPPORTED[key])}")
     out = {key: getattr(config, key) for key in UER_PY_MODEL_KEYS
-           if key not in ("layernorm", "layernorm_eps", "attention_head_size")}
-    out["layernorm"] = "normal"
+           if key not in ("layernorm", "layernorm_eps", "attention_head_size", "decoder") + DECODER_KEYS}
+    out["layernorm"] = "t5" if t5_norm else "normal"
+    if config.decoder:
+        out.update(decoder=config.decoder, tgt_embedding=list(config.tgt_embedding),
+                   decoder_layers_num=config.decoder_layers_num or config.layers_num,
+                   share_embedding=config.share_embedding)
+        # With share_embedding UER-py's output layer is its own matrix whatever tie_weights says; its T5
+        # configs say true (models/t5/*), which also ties an unshared decoder table to the output layer.
+        out["tie_weights"] = config.tie_weights or config.share_embedding
     if config.attention_head_size and config.attention_head_size * config.heads_num != config.hidden_size:
         out["attention_head_size"] = config.attention_head_size
     out["embedding"], out["target"] = list(config.embedding), list(config.target)
@@ -207,9 +282,63 @@ def norm(ours: str, theirs: str) -> Entry:
     return Entry((ours + ".weight", ours + ".bias"), (theirs + ".gamma", theirs + ".beta"))
 
 
-def rows(config: ModelConfig) -> List[Row]:
-    lin = (lambda ours, theirs: param(ours + ".weight", theirs + ".weight")) if config.remove_transformer_bias \
+TGT_WORD = "tgt_embedding.word.embedding.weight"
+# Our output layer tied to a decoder table that UER-py shares with the encoder: UER-py cannot tie it
+# (see the module docstring), so export writes it as its own matrix (uer_to_uer_py).
+def _tied_to_shared(config: ModelConfig) -> bool:
+    return bool(config.decoder) and config.share_embedding and config.tie_weights
+
+
+def _layer_norm(config: ModelConfig):
+    """The transformer's norms: UER-py's LayerNorm (gamma / beta) or T5's RMS norm (weight only)."""
+    if config.layernorm in ("t5", "rms"):
+        return lambda ours, theirs: param(ours + ".weight", theirs + ".weight")
+    return norm
+
+
+def _linear(config: ModelConfig):
+    return (lambda ours, theirs: param(ours + ".weight", theirs + ".weight")) if config.remove_transformer_bias \
         else linear
+
+
+def _attention(lin, ours: str, theirs: str) -> List[Row]:
+    out = [lin(f"{ours}.{part}", f"{theirs}.linear_layers.{i}") for i, part in enumerate(("query", "key", "value"))]
+    return out + [lin(ours + ".output", theirs + ".final_linear")]
+
+
+def _ffn(config: ModelConfig, lin, ours: str, theirs: str) -> List[Row]:
+    ffn = ("linear_gate", "linear_1", "linear_2") if config.feed_forward == "gated" else ("linear_1", "linear_2")
+    return [lin(f"{ours}.{p}", f"{theirs}.{p}") for p in ffn]
+
+
+def decoder_rows(config: ModelConfig) -> List[Row]:
+    """tgt_embedding + decoder (T5 / BART shape); the word table is the encoder's when shared, which
+    UER-py's file also stores under the tgt_embedding name."""
+    lin, layer_norm = _linear(config), _layer_norm(config)
+    out: List[Row] = []
+    for name in config.tgt_embedding:
+        theirs = f"tgt_embedding.{name}.embedding.weight"
+        if name == "word" and config.share_embedding:
+            out.append(Tied(theirs, WORD, written=True))
+        else:
+            out.append(param(theirs, theirs, VOCAB_ROWS if name == "word" else IDENTITY))
+    if not config.remove_embedding_layernorm:
+        out.append(norm("tgt_embedding.norm", "tgt_embedding.layer_norm"))
+    ours, theirs = "decoder.layers.{i}.", "decoder.transformer_decoder.{i}."
+    layer = _attention(lin, ours + "self_attention", theirs + "self_attn") + \
+        _attention(lin, ours + "cross_attention", theirs + "context_attn") + \
+        _ffn(config, lin, ours + "feed_forward", theirs + "feed_forward") + \
+        [layer_norm(ours + f"norm_{n}", theirs + f"layer_norm_{n}") for n in (1, 2, 3)]
+    out += per_layer(layer, config.decoder_layers_num or config.layers_num)
+    if config.layernorm_positioning == "pre":
+        out.append(layer_norm("decoder.final_norm", "decoder.layer_norm"))
+    if config.relative_position_embedding:
+        out.append(param("decoder.position.embedding.weight", "decoder.self_pos_emb.relative_attention_bias.weight"))
+    return out
+
+
+def rows(config: ModelConfig) -> List[Row]:
+    lin, layer_norm = _linear(config), _layer_norm(config)
     out: List[Row] = []
     for name in config.embedding:
         out.append(param(f"embedding.{name}.embedding.weight", f"embedding.{name}.embedding.weight",
@@ -220,24 +349,28 @@ def rows(config: ModelConfig) -> List[Row]:
         out.append(linear("encoder.linear", "encoder.linear"))
     ours, theirs = ("encoder.layers.0.", "encoder.transformer.") if config.parameter_sharing else \
         ("encoder.layers.{i}.", "encoder.transformer.{i}.")
-    for i, part in enumerate(("query", "key", "value")):
-        out.append(lin(ours + "attention." + part, theirs + f"self_attn.linear_layers.{i}"))
-    out.append(lin(ours + "attention.output", theirs + "self_attn.final_linear"))
-    ffn = ("linear_gate", "linear_1", "linear_2") if config.feed_forward == "gated" else ("linear_1", "linear_2")
-    out += [lin(ours + "feed_forward." + p, theirs + "feed_forward." + p) for p in ffn]
-    out += [norm(ours + "norm_1", theirs + "layer_norm_1"), norm(ours + "norm_2", theirs + "layer_norm_2")]
+    out += _attention(lin, ours + "attention", theirs + "self_attn")
+    out += _ffn(config, lin, ours + "feed_forward", theirs + "feed_forward")
+    out += [layer_norm(ours + "norm_1", theirs + "layer_norm_1"), layer_norm(ours + "norm_2", theirs + "layer_norm_2")]
     if config.layernorm_positioning == "pre":
-        out.append(norm("encoder.final_norm", "encoder.layer_norm"))
+        out.append(layer_norm("encoder.final_norm", "encoder.layer_norm"))
+    if config.relative_position_embedding:
+        out.append(param("encoder.position.embedding.weight", "encoder.relative_pos_emb.relative_attention_bias.weight"))
+    out = per_layer(out, config.layers_num)
+    if config.decoder:
+        out += decoder_rows(config)
     for name in config.target:
         out += TARGET_ROWS[name](config)
-    return per_layer(out, config.layers_num)
+    return out
 
 
 def _output(ours: str, theirs: str, config: ModelConfig) -> List[Row]:
     """An output layer over the vocabulary: the word table itself when tied (UER-py's file stores it
-    under both names), else its own unpadded rows."""
+    under both names: the decoder's table in an encoder-decoder model), else its own unpadded rows."""
+    if _tied_to_shared(config):
+        return []             # written by uer_to_uer_py as its own matrix
     if config.tie_weights:
-        return [Tied(theirs, WORD, written=True)]
+        return [Tied(theirs, TGT_WORD if config.decoder else WORD, written=True)]
     return [param(ours, theirs, VOCAB_ROWS)]
 
 
@@ -276,6 +409,12 @@ def uer_py_to_uer(state: Dict[str, torch.Tensor], uer_py_config: Dict[str, Any],
                               "word embedding (its keys start with "
                               f"{', '.join(sorted({k.split('.')[0] for k in state})[:6]) or 'nothing'})")
     config = uer_py_config_to_uer(uer_py_config, int(state[WORD].shape[0]), config_source, notes)
+    if config.decoder and not config.share_embedding and TGT_WORD in state and \
+            state[TGT_WORD].shape[0] != state[WORD].shape[0]:
+        raise CheckpointError(f"{weights_source}: {TGT_WORD} has {state[TGT_WORD].shape[0]} rows, "
+                              f"{WORD} {state[WORD].shape[0]}: a separate target vocabulary (UER-py's "
+                              "--tgt_vocab_path, data_processor mt) is not converted yet; only models whose "
+                              "source and target share one vocabulary are")
     try:
         ours = table.uer_py_to_uer(rows(config), state, sizes(config), notes)
     except CheckpointError as e:
@@ -307,6 +446,19 @@ def uer_to_uer_py(state: Dict[str, torch.Tensor], config: ModelConfig, source: s
     check_uer_state(state, config, kind, "the checkpoint's weights")
     notes: List[str] = []
     theirs = table.uer_to_uer_py(rows(config), state, sizes(config), notes)
+    if _tied_to_shared(config):
+        # UER-py cannot tie the output layer to a shared table: write it as its own matrix, with T5's
+        # hidden_size**-0.5 rescaling folded in (UER-py's LmTarget does not rescale).
+        word = theirs[WORD]
+        if config.scale_tied_output:
+            theirs["target.lm.output_layer.weight"] = word * config.hidden_size ** -0.5
+            notes.append("target.lm.output_layer.weight = the shared word table x hidden_size**-0.5 (the "
+                         "scale_tied_output rescaling folded in): logits agree to float rounding; UER-py trains "
+                         "it as a separate matrix (it cannot tie an output layer to a shared table)")
+        else:
+            theirs["target.lm.output_layer.weight"] = word.clone()
+            notes.append("target.lm.output_layer.weight = a copy of the shared word table: UER-py trains it as "
+                         "a separate matrix (it cannot tie an output layer to a shared table)")
     return Converted(theirs, config, FAMILY, _variant(kind, targets), uer_py_config, notes)
 
 
