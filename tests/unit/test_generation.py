@@ -296,3 +296,19 @@ def test_greedy_parity_with_transformers_gpt2_generate(tmp_path):
     theirs = hf.generate(ids, attention_mask=mask, max_new_tokens=n, do_sample=False, eos_token_id=None,
                          pad_token_id=0)
     assert generate_lm(ours, prompts, greedy(n)) == theirs[:, length:].tolist()
+
+
+# ---------------------------------------------------------------------------------------------- text
+
+def test_detokenize_and_one_line():
+    from uer.data.tokenizers import BertTokenizer
+    from uer.data.vocab import Vocab
+    from uer.generation.text import detokenize, join_continuation, one_line
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "play", "##ing", "well", ",", "我", "们", "[unused1]"]
+    tok = BertTokenizer(Vocab(tokens))
+    ids = lambda *ts: [tokens.index(t) for t in ts]  # noqa: E731
+    assert detokenize(tok, ids("play", "##ing", "well", ",", "我", "们")) == "playing well,我们"
+    assert detokenize(tok, ids("[MASK]", "[MASK]", "well")) == "[MASK] [MASK] well"
+    assert join_continuation("we are", "playing", tok) == "we are playing"
+    assert join_continuation("我们", "我们", tok) == "我们我们"
+    assert one_line("a\nb\r\nc\rd") == "a\\nb\\nc\\nd"
