@@ -28,7 +28,7 @@ POOLING_KINDS = ("first", "last", "mean", "max")
 # UER-py keys that name features this version does not implement: say so instead of "unknown key".
 UNSUPPORTED_UER_KEYS = {
     "rotary_position_embedding": "rotary position embeddings",
-    "alibi_position_embedding": "ALiBi", "is_moe": "mixture-of-experts layers",
+    "alibi_position_embedding": "ALiBi position biases", "is_moe": "mixture-of-experts layers",
     "has_residual_attention": "residual attention (RealFormer: every layer adds the previous layer's "
                               "pre-softmax scores, a matrix the SDPA attention kernels never materialise)",
 }
