@@ -459,8 +459,8 @@ def test_our_t5_config_exports_with_the_output_scale_folded_in():
     cannot express: the export writes the scaled table as its own output layer; the logits still agree."""
     from uer.config import load_config
     config = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "models", "t5", "small.json"),
-                         {"vocab_size": 70, "emb_size": 16, "hidden_size": 16, "feedforward_size": 32,
-                          "heads_num": 2, "attention_head_size": 8, "layers_num": 1, "decoder_layers_num": 2})
+                         {"vocab_size": 70, "emb_size": 24, "hidden_size": 24, "feedforward_size": 32,
+                          "heads_num": 2, "attention_head_size": 12, "layers_num": 1, "decoder_layers_num": 2})
     torch.manual_seed(0)
     model = build_model(config).eval()
     exported = uer_to_uer_py(model.state_dict(), config)
@@ -474,7 +474,8 @@ def test_our_t5_config_exports_with_the_output_scale_folded_in():
     with torch.no_grad():
         a = model.logits(tgt, model.encode(src, seg), seg)
         b = again.logits(tgt, again.encode(src, seg), seg)
-    assert float((a - b).abs().max()) <= 1e-5
+    print("folded output scale, max |logit diff|", float((a - b).abs().max()))   # 24**-0.5 is not exact
+    assert float((a - b).abs().max()) <= 1e-6
 
 
 @pytest.mark.parametrize("change, match", [
