@@ -232,8 +232,8 @@ def test_input_errors_are_clear_and_leave_nothing(tmp_path, tokenizer):
         (DataError, "corpus_path .*missing.txt does not exist",
          dict(corpus_path=str(tmp_path / "missing.txt"))),
         (DataError, "is empty", dict(corpus_path=str(tmp_path / "blank.txt"))),
-        (ConfigError, "unknown data processor 'bart'.*Valid data processors: albert, bert, cls, lm, mlm",
-         dict(processor_name="bart")),
+        (ConfigError, "unknown data processor 'bartx'.*Valid data processors: albert, bart, bert, cls, gsg, lm, "
+                      "mlm, mt, prefixlm, t5", dict(processor_name="bartx")),
         (ConfigError, "seq_length 4 is too small", dict(seq_length=4)),
         (DataError, "a_file exists and is a file", dict(dataset_path=str(tmp_path / "a_file"))),
         (ConfigError, "processes_num must be >= 1", dict(processes_num=0)),

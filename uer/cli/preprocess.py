@@ -5,6 +5,7 @@ from typing import List, Optional
 
 from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
 from uer.cli.output_paths import Output, refuse_outputs_over_inputs
+from uer.errors import ConfigError
 from uer.registry import PROCESSORS
 
 
@@ -22,8 +23,46 @@ def build_parser() -> argparse.ArgumentParser:
                              "there is replaced on success).")
     add_tokenizer_args(parser)
     _add_processing_args(parser)
+    _add_seq2seq_args(parser)
     _add_masking_args(parser)
     return parser
+
+
+def _add_seq2seq_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "encoder-decoder processors", "Defaults are the published settings; each flag belongs to the "
+        "processor(s) named and is refused with another.")
+    group.add_argument("--tgt_vocab_path", default=None, help="mt: vocabulary of the target side.")
+    group.add_argument("--tgt_spm_model_path", default=None, help="mt: SentencePiece model of the target side.")
+    group.add_argument("--tgt_tokenizer", default="bert", help="mt: tokenizer of the target side (as --tokenizer).")
+    group.add_argument("--noise_density", type=float, default=None,
+                       help="t5: fraction of tokens corrupted (default 0.15).")
+    group.add_argument("--mean_noise_span_length", type=float, default=None,
+                       help="t5: mean length of a corrupted span (default 3).")
+    group.add_argument("--infilling_ratio", type=float, default=None,
+                       help="bart: fraction of tokens masked by text infilling (default 0.3).")
+    group.add_argument("--poisson_lambda", type=float, default=None,
+                       help="bart: mean of the Poisson span lengths (default 3).")
+    group.add_argument("--sentence_selection_strategy", default=None,
+                       help="gsg: rouge (PEGASUS Ind-Orig, the default) | lead (UER-py's default) | random.")
+    group.add_argument("--gap_sentence_ratio", type=float, default=None,
+                       help="gsg: fraction of each chunk's sentences masked (default 0.3).")
+
+
+def _processor_options(args, tokenizer) -> dict:
+    """The processor-specific flags, None where not given (the processor's defaults apply)."""
+    options = {key: getattr(args, key) for key in ("noise_density", "mean_noise_span_length", "infilling_ratio",
+                                                   "poisson_lambda", "sentence_selection_strategy",
+                                                   "gap_sentence_ratio")}
+    takes_tgt = "tgt_tokenizer" in PROCESSORS.get(args.data_processor).options
+    if (args.tgt_vocab_path or args.tgt_spm_model_path) and not takes_tgt:
+        raise ConfigError(f"--tgt_vocab_path / --tgt_spm_model_path are for the mt processor (a separate target "
+                          f"vocabulary), not for '{args.data_processor}'; drop them")
+    if takes_tgt and (args.tgt_vocab_path or args.tgt_spm_model_path):
+        from uer.data.tokenizers import build_tokenizer
+        options["tgt_tokenizer"] = build_tokenizer(args.tgt_tokenizer, args.tgt_vocab_path, args.tgt_spm_model_path,
+                                                   args.do_lower_case)
+    return options
 
 
 def _add_processing_args(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +72,8 @@ def _add_processing_args(parser: argparse.ArgumentParser) -> None:
                        help="Instance builder: " + ", ".join(PROCESSORS.names()) + ".")
     group.add_argument("--seq_length", type=int, default=128, help="Sequence length of instances.")
     group.add_argument("--tgt_seq_length", type=int, default=128,
-                       help="Target sequence length (recorded in meta.json; not used yet).")
+                       help="Longest target (decoder side) of the mt and gsg processors, [SEP] included; "
+                            "recorded in meta.json for every processor.")
     group.add_argument("--processes_num", type=int, default=1,
                        help="Worker processes; the output is identical for any value.")
     group.add_argument("--seed", type=int, default=7, help="Random seed.")
@@ -83,4 +123,5 @@ def main(argv: Optional[List[str]] = None) -> dict:
                          dup_factor=args.dup_factor, short_seq_prob=args.short_seq_prob,
                          full_sentences=args.full_sentences, docs_buffer_size=args.docs_buffer_size,
                          masking=masking, tgt_seq_length=args.tgt_seq_length,
-                         word_segmenter=args.word_segmenter, user_dict=args.user_dict_path)
+                         word_segmenter=args.word_segmenter, user_dict=args.user_dict_path,
+                         processor_options=_processor_options(args, tokenizer))

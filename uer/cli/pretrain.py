@@ -18,6 +18,7 @@ from uer.config import ModelConfig, save_config
 from uer.data.collator import PretrainCollator
 from uer.data.dataset import META_FILE, IndexedDataset
 from uer.data.dataset_check import check_preprocess_meta
+from uer.data.noising import build_noiser
 from uer.data.sampler import BatchSampler, CollatedBatches
 from uer.data.word_segmentation import needs_segmenter
 from uer.errors import ConfigError, DataError
@@ -51,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Start over where an earlier run left checkpoints: they are deleted once this run's "
                         "first step has succeeded (without it such a place is refused).")
     add_tokenizer_args(p)
+    g = p.add_argument_group("target side", "mt datasets: the target vocabulary, as given to preprocess.py")
+    g.add_argument("--tgt_vocab_path", default=None, help="Vocabulary of the target side.")
+    g.add_argument("--tgt_spm_model_path", default=None, help="SentencePiece model of the target side.")
+    g.add_argument("--tgt_tokenizer", default="bert", help="Tokenizer of the target side (as --tokenizer).")
     t = p.add_argument_group("training")
     t.add_argument("--total_steps", type=int, default=100000)
     t.add_argument("--save_checkpoint_steps", type=int, default=10000)
@@ -119,6 +124,12 @@ def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path
         raise DataError(f"dataset {dataset_path} holds sequences of {seq_length} tokens but the model's "
                         f"max_seq_length is {config.max_seq_length}; rebuild with --seq_length "
                         f"{config.max_seq_length} or raise max_seq_length")
+    tgt_seq_length = meta.get("tgt_seq_length")
+    if config.decoder and "tgt" in meta.get("streams", []) and isinstance(tgt_seq_length, int) \
+            and tgt_seq_length > config.max_seq_length:
+        raise DataError(f"dataset {dataset_path} holds targets of up to {tgt_seq_length} tokens (tgt_seq_length) but "
+                        f"the model's max_seq_length is {config.max_seq_length}; rebuild with --tgt_seq_length "
+                        f"{config.max_seq_length} or raise max_seq_length")
     processor = meta.get("processor")
     expected = args.data_processor or config.data_processor
     if expected and expected != processor:
@@ -126,12 +137,75 @@ def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path
         raise DataError(f"{source} expects a dataset built by the '{expected}' processor, but {dataset_path} "
                         f"was built by '{processor}'; rebuild it with preprocess.py --data_processor {expected}, "
                         f"or pass --data_processor {processor} if these targets fit that data")
-    if "lm" in config.target and processor != "lm":
-        raise DataError(f"target 'lm' needs a dataset built with --data_processor lm; {dataset_path} was "
-                        f"built by '{processor}'")
-    if "lm" not in config.target and processor == "lm":
-        raise DataError(f"dataset {dataset_path} was built by the 'lm' processor for a causal LM, but the "
+    check_model_fits_processor(config, processor, dataset_path)
+
+
+CAUSAL_PROCESSORS = ("lm", "prefixlm")
+
+
+def check_model_fits_processor(config: ModelConfig, processor: str, dataset_path: str) -> None:
+    """The processor that built the dataset, the model's shape (encoder-only / encoder-decoder) and
+    its targets agree: one error naming the mismatch and the fix."""
+    from uer.registry import PROCESSORS
+    seq2seq = bool(getattr(PROCESSORS.get(processor), "seq2seq", False)) if processor in PROCESSORS.names() else False
+    seq2seq_names = ", ".join(n for n in PROCESSORS.names() if getattr(PROCESSORS.get(n), "seq2seq", False))
+    if config.decoder and not seq2seq:
+        raise DataError(f"the model config has a decoder (\"decoder\": \"{config.decoder}\"), an encoder-decoder "
+                        f"model, but {dataset_path} was built by the '{processor}' processor, whose instances have no "
+                        f"target side; rebuild it with --data_processor {seq2seq_names}")
+    if seq2seq and not config.decoder:
+        raise DataError(f"{dataset_path} was built by the '{processor}' processor for an encoder-decoder model, but "
+                        "the model config has no decoder; use an encoder-decoder config (models/t5, models/bart, "
+                        "models/pegasus, models/transformer) or add \"decoder\" and \"tgt_embedding\"")
+    if seq2seq:
+        if list(config.target) != ["lm"]:
+            raise DataError(f"an encoder-decoder model pretrained on '{processor}' data predicts the target side "
+                            f"with the 'lm' target alone; the model config's targets are {config.target} — set "
+                            "\"target\": [\"lm\"]")
+        return
+    if "lm" in config.target and processor not in CAUSAL_PROCESSORS:
+        raise DataError(f"target 'lm' needs a dataset built with --data_processor lm (or prefixlm); {dataset_path} "
+                        f"was built by '{processor}'")
+    if "lm" not in config.target and processor in CAUSAL_PROCESSORS:
+        raise DataError(f"dataset {dataset_path} was built by the '{processor}' processor for a causal LM, but the "
                         f"targets are {config.target}; use --data_processor mlm/bert for masked LM")
+    if processor == "prefixlm" and config.mask != "causal_with_prefix":
+        raise DataError(f"{dataset_path} was built by the 'prefixlm' processor (a bidirectional prefix, then a causal "
+                        f"continuation), but the model config's mask is \"{config.mask}\"; set \"mask\": "
+                        "\"causal_with_prefix\"")
+
+
+def target_tokenizer(meta: dict, args, config: ModelConfig, dataset_path: str):
+    """The decoder side's tokenizer of a dataset with its own target vocabulary (mt), from
+    --tgt_vocab_path / --tgt_spm_model_path / --tgt_tokenizer (checked against the dataset's), or
+    None; sets the model's tgt_vocab_size."""
+    recorded = meta.get("tgt_tokenizer")
+    if not isinstance(recorded, dict):
+        if args.tgt_vocab_path or args.tgt_spm_model_path:
+            raise ConfigError(f"--tgt_vocab_path / --tgt_spm_model_path are for datasets with a separate target "
+                              f"vocabulary (the mt processor); {dataset_path} was built by '{meta.get('processor')}' "
+                              "— drop them")
+        return None
+    if not (args.tgt_vocab_path or args.tgt_spm_model_path):
+        raise ConfigError(f"{dataset_path} has a separate target vocabulary ({_describe(recorded)}); pass it with "
+                          "--tgt_vocab_path (or --tgt_spm_model_path) and --tgt_tokenizer, as to preprocess.py")
+    from uer.data.tokenizers import build_tokenizer
+    tgt = build_tokenizer(args.tgt_tokenizer, args.tgt_vocab_path, args.tgt_spm_model_path, args.do_lower_case)
+    if recorded.get("fingerprint") and recorded["fingerprint"] != tgt.fingerprint():
+        raise DataError(f"dataset {dataset_path} was built with a different target tokenizer: dataset "
+                        f"{_describe(recorded)} vs now {_describe(tgt.describe())}; pass the same --tgt_vocab_path/"
+                        "--tgt_tokenizer as preprocess.py, or rebuild the dataset")
+    if config.tgt_vocab_size and config.tgt_vocab_size != len(tgt.vocab):
+        raise ConfigError(f"the model config says tgt_vocab_size {config.tgt_vocab_size} but the target vocabulary "
+                          f"{args.tgt_vocab_path or args.tgt_spm_model_path} has {len(tgt.vocab)} tokens; remove "
+                          "tgt_vocab_size from the config or use the vocabulary the model was trained with")
+    if config.share_embedding and len(tgt.vocab) != config.vocab_size:
+        raise ConfigError(f"the model config shares one word table between encoder and decoder "
+                          f"(\"share_embedding\": true), but the source and target vocabularies differ "
+                          f"({config.vocab_size} vs {len(tgt.vocab)} tokens); set \"share_embedding\": false "
+                          "(models/transformer/base.json) or use one vocabulary for both sides")
+    config.tgt_vocab_size = len(tgt.vocab)
+    return tgt
 
 
 def check_word_boundaries(config: ModelConfig, meta: dict, tokenizer, dataset_path: str) -> None:
@@ -241,6 +315,7 @@ def pretrain(args, given: set, lora, freeze, device, world_size: int, ds_config,
     dataset = IndexedDataset(args.dataset_path)
     config = resolve_model_config(args)
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
+    tgt_tokenizer = target_tokenizer(dataset.meta, args, config, args.dataset_path)
     check_dataset(dataset.meta, tokenizer, args, config, args.dataset_path)
     apply_dataset_masking(config, dataset.meta, args)
     config.data_processor = dataset.meta.get("processor", config.data_processor)
@@ -269,7 +344,9 @@ def pretrain(args, given: set, lora, freeze, device, world_size: int, ds_config,
     engine = build_engine(args, model, device, ds_config, own_optimizer)
 
     collator = PretrainCollator(tokenizer.vocab, config.target, config.masking, args.seed, dataset.fields,
-                                seq_length=int(dataset.meta["seq_length"]), max_length=config.max_seq_length)
+                                seq_length=int(dataset.meta["seq_length"]), max_length=config.max_seq_length,
+                                noiser=build_noiser(dataset.meta, tokenizer.vocab, args.seed),
+                                tgt_vocab=tgt_tokenizer.vocab if tgt_tokenizer is not None else None)
     sampler = BatchSampler(len(dataset), args.batch_size, args.seed, rank=engine.rank, world_size=engine.world_size)
     checkpoints = CheckpointManager(args.output_model_path, saved_keys=lora_state_keys if lora is not None else None)
     run_info = {"model_config": config.to_dict(), "args": {k: v for k, v in vars(args).items()},

@@ -8,7 +8,7 @@ instance indices and epoch: reproducible across worker counts, ranks and resumes
 """
 
 import math
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,10 +27,17 @@ def _declared(target_cls, attr: str):
 
 class PretrainCollator:
     def __init__(self, vocab, targets: Sequence[str], masking: MaskingConfig, seed: int,
-                 fields: Sequence[str], seq_length: int, max_length: int = 0, pad_multiple: int = 8):
+                 fields: Sequence[str], seq_length: int, max_length: int = 0, pad_multiple: int = 8,
+                 noiser: Optional[Callable] = None, tgt_vocab=None):
         """``seq_length``: the dataset's sequence length, which fixes the number of MLM prediction
         slots per sequence (so an instance's mask never depends on the batch it is in);
-        ``max_length``: the model's max_seq_length, which padding never exceeds."""
+        ``max_length``: the model's max_seq_length, which padding never exceeds;
+        ``noiser``: the dataset's collate-time noising (uer.data.noising.build_noiser), run on the
+        instances' token arrays before padding: ``noiser(srcs, tgts, indices, epoch) -> (srcs, tgts)``;
+        ``tgt_vocab``: the decoder side's vocabulary (mt), for its start ([CLS]) and padding ids."""
+        self.noiser = noiser
+        self.tgt_start_id = (tgt_vocab or vocab).cls_id
+        self.tgt_pad_id = (tgt_vocab or vocab).pad_id
         self.targets = list(targets)
         self.masking = masking
         self.seed = seed
@@ -66,7 +73,11 @@ class PretrainCollator:
 
     def __call__(self, items: List[Dict[str, object]], indices: Sequence[int], epoch: int) -> Dict[str, torch.Tensor]:
         seqs = [np.asarray(item["src"]) for item in items]
-        inputs = [s[: len(s) - self.lookahead] for s in seqs] if self.lookahead else seqs
+        # Encoder-decoder instances: what the decoder predicts, from the tgt stream or the noiser.
+        tgts = [np.asarray(item["tgt"]) for item in items] if "tgt" in items[0] else None
+        if self.noiser is not None:
+            seqs, tgts = self.noiser(seqs, tgts, indices, epoch)
+        inputs = [s[: len(s) - self.lookahead] for s in seqs] if self.lookahead and tgts is None else seqs
         longest = max(len(s) for s in inputs)
         length = int(math.ceil(longest / self.pad_multiple) * self.pad_multiple)
         if self.max_length:
@@ -85,7 +96,7 @@ class PretrainCollator:
             for i, s in enumerate(inputs):
                 word_cont[i, : len(s)] = np.asarray(items[i]["word_cont"])[: len(s)] > 0
         state = CollateState(items=items, indices=np.asarray(indices), epoch=epoch, src=src, seg=seg,
-                             collator=self, out={}, word_cont=word_cont)
+                             collator=self, out={}, word_cont=word_cont, tgt=tgts)
         for target in self.target_classes:       # each adds its fields (mlm also corrupts src)
             _declared(target, "collate")(state)
         out = state.out

@@ -38,11 +38,15 @@ class DatasetWriter:
     partial output, a clean exit publishes the directory atomically."""
 
     def __init__(self, path: str, streams: Sequence[str], fields: Sequence[str], vocab_size: int,
-                 meta: Optional[dict] = None, shard_max_tokens: int = 1 << 28):
+                 meta: Optional[dict] = None, shard_max_tokens: int = 1 << 28,
+                 stream_vocab_sizes: Optional[Dict[str, int]] = None):
+        """``stream_vocab_sizes``: a stream whose ids come from another vocabulary (mt's tgt) and its
+        size; the others are checked against ``vocab_size``."""
         self.path = os.path.abspath(path)
         self.streams = list(streams)
         self.fields = list(fields)
-        self.dtype = token_dtype_for(vocab_size)
+        self._limits = {name: (stream_vocab_sizes or {}).get(name) or vocab_size for name in self.streams}
+        self.dtype = token_dtype_for(max(self._limits.values(), default=vocab_size))
         self.extra_meta = dict(meta or {})
         self.shard_max_tokens = shard_max_tokens
         parent = os.path.dirname(self.path)
@@ -60,7 +64,6 @@ class DatasetWriter:
         self.instances = 0
         self.tokens = 0
         self.max_length: Dict[str, int] = {s: 0 for s in self.streams}
-        self._vocab_limit = vocab_size
 
     # -- shards ---------------------------------------------------------------------------------
     def _open_shard(self):
@@ -90,8 +93,8 @@ class DatasetWriter:
         row = []
         for name in self.streams:
             ids = np.asarray(streams[name], dtype=np.int64)
-            if ids.size and (ids.min() < 0 or ids.max() >= self._vocab_limit):
-                raise ValueError(f"token id out of range [0, {self._vocab_limit}) in stream '{name}'")
+            if ids.size and (ids.min() < 0 or ids.max() >= self._limits[name]):
+                raise ValueError(f"token id out of range [0, {self._limits[name]}) in stream '{name}'")
             row.extend([self._shard_tokens, ids.size])
             self._tokens_file.write(ids.astype(self.dtype).tobytes())
             self._shard_tokens += ids.size
@@ -213,6 +216,10 @@ class IndexedDataset:
         # damage that would otherwise surface as an embedding IndexError mid-run.
         tokenizer = self.meta.get("tokenizer")
         self._vocab_size = tokenizer.get("vocab_size") if isinstance(tokenizer, dict) else None
+        tgt_tokenizer = self.meta.get("tgt_tokenizer")      # mt: the tgt stream has its own vocabulary
+        self._stream_vocab_size = {name: self._vocab_size for name in self.streams}
+        if isinstance(tgt_tokenizer, dict) and "tgt" in self.streams:
+            self._stream_vocab_size["tgt"] = tgt_tokenizer.get("vocab_size")
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -241,10 +248,11 @@ class IndexedDataset:
         for j, name in enumerate(self.streams):
             offset, length = int(row[2 * j]), int(row[2 * j + 1])
             item[name] = np.asarray(tokens[offset:offset + length], dtype=np.int64)
-            if self._vocab_size and length and int(item[name].max()) >= self._vocab_size:
+            limit = self._stream_vocab_size[name]
+            if limit and length and int(item[name].max()) >= limit:
                 shard = os.path.join(self.path, self.meta["shards"][k]["name"] + ".tokens.bin")
                 raise DataError(f"{shard}: instance {i} holds token id {int(item[name].max())}, beyond the "
-                                f"vocabulary's {self._vocab_size} ids (meta.json): the file is damaged; "
+                                f"vocabulary's {limit} ids (meta.json): the file is damaged; "
                                 "rebuild the dataset with preprocess.py")
         for j, name in enumerate(self.fields):
             item[name] = int(row[2 * len(self.streams) + j])

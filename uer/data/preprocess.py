@@ -32,6 +32,7 @@ from uer.data.processors import Doc, Instance, Processor, build_processor
 from uer.data.word_segmentation import WORD_STREAM, segmenting, split_flags
 from uer.data.text_files import open_text
 from uer.errors import ConfigError, DataError
+from uer.registry import PROCESSORS
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def build_dataset(corpus_path: str, dataset_path: str, tokenizer, processor_name
                   short_seq_prob: float = 0.1, full_sentences: bool = False,
                   docs_buffer_size: int = 10000, masking: Optional[dict] = None,
                   show_progress: bool = True, tgt_seq_length: Optional[int] = None,
-                  word_segmenter: Optional[str] = None, user_dict: Optional[str] = None) -> dict:
+                  word_segmenter: Optional[str] = None, user_dict: Optional[str] = None,
+                  processor_options: Optional[dict] = None) -> dict:
     """Tokenize ``corpus_path`` with ``tokenizer``, build ``processor_name`` instances and write
     them to the dataset directory ``dataset_path``.  Returns the dataset's meta (as in meta.json).
 
@@ -62,27 +64,42 @@ def build_dataset(corpus_path: str, dataset_path: str, tokenizer, processor_name
     ``MASKING_DEFAULTS``); masking is always dynamic, applied later by the training collator.
     With whole-word masking, word boundaries a character-level tokenizer cannot see come from
     ``word_segmenter`` (``uer.data.word_segmentation``) and are stored as the ``word_cont`` stream.
+    ``processor_options``: the processor's own settings (``Processor.options``; e.g. the mt
+    processor's ``tgt_tokenizer``); ``tgt_seq_length`` is handed to the processors that take it and
+    recorded for every dataset (as UER-py accepts the flag for every processor).
     """
     opts = _Options(seed=seed, dup_factor=dup_factor, docs_buffer_size=docs_buffer_size,
                     processes_num=processes_num)
     _check_options(opts)
     corpus_path = _check_corpus(corpus_path)
     _check_dataset_path(dataset_path)
+    options = dict(processor_options or {})
+    if tgt_seq_length is not None and "tgt_seq_length" in PROCESSORS.get(processor_name, where="--data_processor").options:
+        options["tgt_seq_length"] = tgt_seq_length
     processor = build_processor(processor_name, tokenizer.vocab, seq_length, short_seq_prob=short_seq_prob,
-                                full_sentences=full_sentences, corpus_path=corpus_path)
+                                full_sentences=full_sentences, corpus_path=corpus_path, options=options)
     masking = masking_meta(masking)
+    if masking["whole_word_masking"] and processor.seq2seq:
+        raise ConfigError(f"--whole_word_masking is a masked-LM option; the {processor_name} processor's noising "
+                          "does not use it — drop the flag")
     tokenizer, boundaries = segmenting(tokenizer, masking["whole_word_masking"], word_segmenter, user_dict)
     meta = {"processor": processor_name, "seq_length": seq_length, "tgt_seq_length": tgt_seq_length,
             "tokenizer": tokenizer.describe(), "seed": seed, "dup_factor": dup_factor,
             "full_sentences": full_sentences, "short_seq_prob": short_seq_prob,
             "corpus_path": corpus_path, "masking": masking}
+    meta.update(processor.meta())
+    if processor.noising():
+        meta["noising"] = processor.noising()
     if boundaries is not None:
         meta["word_boundaries"] = boundaries
 
     start = time.time()
-    streams = ["src", WORD_STREAM] if boundaries is not None else ["src"]
+    streams = list(processor.streams) + ([WORD_STREAM] if boundaries is not None else [])
+    # The target side may have its own vocabulary (mt): its ids are range-checked against that one.
+    tgt_vocab_size = meta.get("tgt_tokenizer", {}).get("vocab_size")
     writer = DatasetWriter(dataset_path, streams=streams, fields=list(processor.fields),
-                           vocab_size=len(tokenizer.vocab), meta=meta)
+                           vocab_size=len(tokenizer.vocab), meta=meta,
+                           stream_vocab_sizes={"tgt": tgt_vocab_size} if tgt_vocab_size else None)
     try:
         documents = _run(corpus_path, processor, tokenizer, writer, opts, show_progress)
         if documents == 0:
@@ -284,7 +301,9 @@ def _run(corpus_path: str, processor: Processor, tokenizer, writer: DatasetWrite
 def _write(writer: DatasetWriter, instances) -> None:
     split = WORD_STREAM in writer.streams
     for src, fields in instances:
-        if split:                 # flagged ids (uer.data.word_segmentation): ids + boundaries
+        if isinstance(src, dict):  # several streams (seq2seq processors)
+            writer.add(src, fields)
+        elif split:                 # flagged ids (uer.data.word_segmentation): ids + boundaries
             src, word_cont = split_flags(src)
             writer.add({"src": src, WORD_STREAM: word_cont}, fields)
         else:

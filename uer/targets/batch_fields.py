@@ -26,6 +26,9 @@ class CollateState:
     # (B, L) 1 where a token continues the previous token's word, from the dataset's word_cont
     # stream (stored by preprocess.py's segmenter); None: the vocabulary's ## / ▁ rule decides.
     word_cont: Optional[np.ndarray] = None
+    # Encoder-decoder instances: per instance, the tokens the decoder predicts (ending in [SEP]);
+    # None for encoder-only data.  ``collate_decoder_fields`` turns them into tgt_in/tgt_out/tgt_seg.
+    tgt: Optional[Sequence[np.ndarray]] = None
 
 
 class BatchFields:
@@ -43,3 +46,26 @@ class BatchFields:
 def collate_instance_labels(state: CollateState, key: str) -> None:
     """One label per sequence, from the instances' "label" field."""
     state.out[key] = torch.tensor([int(item["label"]) for item in state.items])
+
+
+def collate_decoder_fields(state: CollateState) -> None:
+    """The decoder's batch fields (uer.models.seq2seq) from ``state.tgt``: ``tgt_out`` (B, T) the
+    tokens to predict, ``tgt_in`` the same shifted right behind the start token (the target
+    vocabulary's [CLS], as UER-py), ``tgt_seg`` 1 at real positions; T padded like src."""
+    collator = state.collator
+    longest = max(len(t) for t in state.tgt)
+    multiple = getattr(collator, "pad_multiple", 1) or 1
+    length = -(-longest // multiple) * multiple
+    batch = len(state.tgt)
+    tgt_in = np.full((batch, length), collator.tgt_pad_id, dtype=np.int64)
+    tgt_out = np.full((batch, length), collator.tgt_pad_id, dtype=np.int64)
+    tgt_seg = np.zeros((batch, length), dtype=np.int64)
+    for i, tgt in enumerate(state.tgt):
+        n = len(tgt)
+        tgt_out[i, :n] = tgt
+        tgt_in[i, 0] = collator.tgt_start_id
+        tgt_in[i, 1:n] = tgt[:-1]
+        tgt_seg[i, :n] = 1
+    state.out["tgt_in"] = torch.from_numpy(tgt_in)
+    state.out["tgt_out"] = torch.from_numpy(tgt_out)
+    state.out["tgt_seg"] = torch.from_numpy(tgt_seg)

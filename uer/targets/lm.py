@@ -5,7 +5,7 @@ from torch import nn
 
 from uer.config import ModelConfig
 from uer.registry import TARGETS
-from uer.targets.batch_fields import BatchFields
+from uer.targets.batch_fields import BatchFields, collate_decoder_fields
 from uer.targets.metrics import accuracy
 
 
@@ -16,11 +16,19 @@ class LmTarget(BatchFields, nn.Module):
 
     @staticmethod
     def collate(state) -> None:
-        """The label at each position is the next token: the instance without its first."""
+        """The label at each position is the next token: the instance without its first.  With a
+        prefix (the prefixlm processor's ``seg_a_len``) only the continuation is predicted: labels
+        start at the prefix's last token.  Encoder-decoder data (``state.tgt``): the decoder fields
+        instead (the model turns tgt_out into the labels)."""
+        if state.tgt is not None:
+            collate_decoder_fields(state)
+            return
         labels = np.full(state.src.shape, -100, dtype=np.int64)
         for i, item in enumerate(state.items):
             following = np.asarray(item["src"])[1:]
             labels[i, : len(following)] = following
+            if "seg_a_len" in item:
+                labels[i, : max(int(item["seg_a_len"]) - 1, 0)] = -100
         state.out["lm_labels"] = torch.from_numpy(labels)
 
     def __init__(self, config: ModelConfig, embedding: nn.Module):

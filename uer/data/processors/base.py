@@ -10,11 +10,14 @@ workers.
 Instance conventions relied on by the training collator:
 
 * one token stream ``src`` of vocabulary ids that already contains ``[CLS]``/``[SEP]``;
+  encoder-decoder processors (``seq2seq``) may add a ``tgt`` stream, the tokens the decoder predicts
+  (ending in ``[SEP]``, without a start token: the collator prepends ``[CLS]`` for the decoder
+  input); an instance is then ``({"src": ..., "tgt": ...}, fields)``;
 * integer fields in the order of ``Processor.fields`` (e.g. ``seg_a_len`` = length of the first
   segment including its ``[CLS]`` and ``[SEP]``, and ``label``).
 """
 
-from typing import Callable, ClassVar, List, Optional, Sequence, Tuple
+from typing import Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -22,8 +25,9 @@ from uer.errors import ConfigError
 
 # One document as read from the corpus: (line number of its first line, its non-blank lines).
 Doc = Tuple[int, List[str]]
-# One instance: the src token ids and its integer fields (in the order of Processor.fields).
-Instance = Tuple[np.ndarray, Tuple[int, ...]]
+# One instance: the src token ids (or a dict of every stream's ids) and its integer fields (in the
+# order of Processor.fields).
+Instance = Tuple[Union[np.ndarray, Dict[str, np.ndarray]], Tuple[int, ...]]
 
 ALL_SPECIALS = ("cls", "sep", "pad", "unk", "mask")
 # Below this even one token of text per segment does not fit beside [CLS]/[SEP]/[SEP] comfortably;
@@ -50,6 +54,12 @@ class Processor:
     # "lines": one document (or labelled example) per line.
     corpus_format: ClassVar[str] = "lines"
     specials: ClassVar[Tuple[str, ...]] = ALL_SPECIALS
+    # The token streams of an instance; seq2seq: the instances feed an encoder-decoder model
+    # (decoder fields from a tgt stream, or from the collate-time noising of ``noising()``).
+    streams: ClassVar[Tuple[str, ...]] = ("src",)
+    seq2seq: ClassVar[bool] = False
+    # Extra keyword options of the constructor (preprocess.py flags), with their defaults.
+    options: ClassVar[Dict[str, object]] = {}
 
     def __init__(self, vocab, seq_length: int, short_seq_prob: float = 0.1,
                  full_sentences: bool = False, corpus_path: str = "<corpus>"):
@@ -71,6 +81,15 @@ class Processor:
     def sequential(self) -> bool:
         """True when instances are packed across documents in the main process."""
         return False
+
+    def noising(self) -> Optional[dict]:
+        """The collate-time noising the dataset asks for, recorded in meta.json ("noising", read by
+        ``uer.data.noising.build_noiser``); None: none."""
+        return None
+
+    def meta(self) -> dict:
+        """Processor-specific keys for meta.json (e.g. tgt_seq_length, the target tokenizer)."""
+        return {}
 
     def tokenize(self, docs: List[Doc], tokenizer) -> list:
         """Turn a block of raw documents into token ids (done once per block, before dup rounds)."""
