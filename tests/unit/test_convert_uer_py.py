@@ -514,3 +514,10 @@ def test_rms_norm_exports_as_uer_py_t5_layernorm():
     rms = dataclasses.replace(config, layernorm="rms")
     exported = uer_to_uer_py(build_model(rms).state_dict(), rms)
     assert exported.hf_config["layernorm"] == "t5" and "decoder.layer_norm.weight" in exported.state
+
+
+def test_uer_py_t5_file_where_ours_is_expected_points_at_the_command(t5_imported):
+    folder, _, _, conv, _, _ = t5_imported
+    path = os.path.join(folder, "model.bin")
+    with pytest.raises(CheckpointError, match=f"UER-py.*--from uer_py --to uer --input_model_path {path}"):
+        load_weights(build_model(conv.config), path)
