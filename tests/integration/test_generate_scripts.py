@@ -165,3 +165,45 @@ def test_generate_seq2seq_with_a_separate_target_vocabulary(tmp_path, capsys):
     lm_flags_ = ["--load_model_path", model, "--config_path", config, "--vocab_path", str(tmp_path / "src_vocab.txt"),
                  "--test_path", str(tmp_path / "src.txt"), "--prediction_path", str(tmp_path / "e.txt")]
     assert "generate_seq2seq.py" in run_error(generate_lm_main, lm_flags_, capsys)
+
+
+def test_generate_lm_top_k_1_equals_transformers_greedy_generate_on_a_converted_gpt2(tmp_path):
+    """HF GPT-2 (random, tiny) -> scripts/convert.py -> scripts/generate_lm.py --top_k 1: the same
+    continuation as transformers' greedy generate from the same ids (<|endoftext|> + the prompt)."""
+    T = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    pytest.importorskip("regex")
+    from uer.convert.cli import main as convert_main
+    from uer.data.tokenizers import build_tokenizer
+    T.logging.set_verbosity_error()
+    bpe = tokenizers.ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["the cat sat on the mat and the dog ran far away\n"] * 20, vocab_size=300,
+                            min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False)
+    bpe.save_model(str(tmp_path))
+    tok = build_tokenizer("bpe", str(tmp_path / "vocab.json"), merges_path=str(tmp_path / "merges.txt"))
+    eos = tok.vocab.cls_id
+    hf = T.GPT2LMHeadModel(T.GPT2Config(vocab_size=len(tok.vocab), n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                                        bos_token_id=eos, eos_token_id=eos))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.4 + (1.0 if ".ln_" in name and name.endswith("weight") else 0))
+    hf.eval().save_pretrained(tmp_path / "hf")
+    convert_main(["--from", "hf", "--to", "uer", "--input_dir", str(tmp_path / "hf"),
+                  "--output_model_path", str(tmp_path / "gpt2.bin"), "--output_config_path", str(tmp_path / "gpt2.json")])
+    prompts = ["the cat sat", "dog ran far away", "mat"]
+    (tmp_path / "p.txt").write_text("\n".join(prompts) + "\n")
+    n = 12
+    out = generate_lm_main(["--load_model_path", str(tmp_path / "gpt2.bin"), "--config_path", str(tmp_path / "gpt2.json"),
+                            "--tokenizer", "bpe", "--vocab_path", str(tmp_path / "vocab.json"),
+                            "--merges_path", str(tmp_path / "merges.txt"), "--test_path", str(tmp_path / "p.txt"),
+                            "--prediction_path", str(tmp_path / "o.txt"), "--top_k", "1", "--max_new_tokens", str(n),
+                            "--batch_size", "3"])
+    for prompt, line in zip(prompts, out):
+        ids = torch.tensor([[eos] + tok.encode(prompt)])
+        theirs = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                             eos_token_id=eos, pad_token_id=eos)[0, ids.size(1):].tolist()
+        if eos in theirs:
+            theirs = theirs[:theirs.index(eos)]
+        assert line == prompt + tok.decode(theirs).replace("\n", "\\n")
+    assert sum(len(line) - len(prompt) for prompt, line in zip(prompts, out)) > 10
