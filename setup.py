@@ -55,5 +55,7 @@ setup(
         "uer-build-vocab=uer.cli.build_vocab:main",
         "uer-consolidate-checkpoint=uer.cli.consolidate:main",
         "uer-extract-features=uer.cli.extract_features:main",
+        "uer-generate-lm=uer.cli.generate_lm:main",
+        "uer-generate-seq2seq=uer.cli.generate_seq2seq:main",
     ]},
 )
