@@ -4,14 +4,13 @@ filters on hand-made numbers, beam search equals brute force on a tiny vocabular
 and greedy parity with transformers' GPT-2 ``generate`` through our converter."""
 
 import itertools
-import math
 
 import pytest
 import torch
 
 from uer.config import config_from_dict
 from uer.errors import ConfigError
-from uer.generation import (CausalLMStepper, GenerationSettings, generate_lm, generate_seq2seq, beam_search,
+from uer.generation import (GenerationSettings, generate_lm, generate_seq2seq, beam_search,
                             sample)
 from uer.generation.logits import (banned_ngram_tokens, ban_repeated_ngrams, repetition_penalty, seen_mask,
                                    top_k_filter, top_p_filter)
