@@ -12,6 +12,7 @@ from uer.cli.generate_seq2seq import main as generate_seq2seq_main
 from uer.config import config_from_dict
 from uer.models import build_model
 from uer.models.weights import save_weights
+from tests.unit.test_generation import randomized
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away", "and", "then", "slept", "here",
          "there", "big", "small", "red", "blue", "green"] + [f"w{i}" for i in range(20)]
@@ -23,18 +24,8 @@ GPT2 = dict(embedding=["word", "pos"], remove_embedding_layernorm=True, emb_size
             dropout=0.0, data_processor="lm")
 
 
-def sharpen(model, scale=0.6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * scale)
-            if "norm" in name and p.dim() == 1 and not name.endswith("bias"):
-                p.add_(1.0)
-    return model
-
-
 def write_model(tmp_path, config: dict, vocab_size: int, name: str, **sizes):
-    model = sharpen(build_model(config_from_dict({**config, "vocab_size": vocab_size, **sizes}, "<test>")))
+    model = randomized(build_model(config_from_dict({**config, "vocab_size": vocab_size, **sizes}, "<test>")))
     if not config.get("decoder"):
         with torch.no_grad():   # a zero [SEP] row (tied output): the end token rarely wins, lines continue
             model.embedding.word.embedding.weight[SPECIALS.index("[SEP]")] = 0
@@ -119,7 +110,7 @@ def test_generate_lm_writes_newlines_as_backslash_n(tmp_path):
     bpe.save_model(str(tmp_path))
     vocab = json.loads((tmp_path / "vocab.json").read_text())
     config = {**GPT2, "tie_weights": False, "has_lmtarget_bias": True}
-    model = sharpen(build_model(config_from_dict({**config, "vocab_size": len(vocab)}, "<test>")))
+    model = randomized(build_model(config_from_dict({**config, "vocab_size": len(vocab)}, "<test>")))
     with torch.no_grad():
         model.target.lm.output_bias[vocab["Ċ"]] = 1e4          # the byte-level token of "\n" always wins
     save_weights(model, tmp_path / "m.bin")

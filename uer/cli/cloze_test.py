@@ -18,7 +18,6 @@ The config is the one saved beside the checkpoint (or --config_path); the checkp
 
 import argparse
 import logging
-import os
 import random
 from typing import List, Optional
 
@@ -31,7 +30,7 @@ from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.tools.common import load_mlm_model, load_model_config
 from uer.training.device import pick_device
 from uer.utils import atomic_write_text
-from uer.data.text_files import open_text
+from uer.data.text_files import read_test_lines
 
 logger = logging.getLogger("uer")
 
@@ -55,13 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_lines(path: str) -> List[str]:
-    if not os.path.isfile(path):
-        raise DataError(f"--test_path {path} does not exist; pass a file with one sentence per line")
-    with open_text(path, f"--test_path {path}") as f:
-        lines = [line.rstrip("\r\n") for line in f if line.strip()]
-    if not lines:
-        raise DataError(f"--test_path {path} holds no sentences (it is empty or blank)")
-    return lines
+    return read_test_lines(path, "sentence")
 
 
 @cli_entry

@@ -14,20 +14,19 @@ Output (stdout, and --prediction_path when given), UER-py's lines per record:
 
 import argparse
 import logging
-import os
 from typing import List, Optional
 
 from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
 from uer.cli.model_args import add_model_override_args, model_overrides
 from uer.cli.tool_args import check_minimums, emit, add_config_arg, add_load_model_arg
 from uer.data.vocab import Vocab
-from uer.errors import ConfigError, DataError
+from uer.errors import ConfigError
 from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.tools.common import load_backbone, load_model_config
 from uer.tools.context_neighbours import (candidate_ids, format_record, substitution_similarities,
                                           target_token, top_candidates)
 from uer.training.device import pick_device
-from uer.data.text_files import open_text
+from uer.data.text_files import read_test_lines
 
 logger = logging.getLogger("uer")
 
@@ -53,13 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_pairs(path: str) -> List[List[str]]:
-    if not os.path.isfile(path):
-        raise DataError(f"--test_path {path} does not exist; pass a file of word<TAB>sentence lines")
-    with open_text(path, f"--test_path {path}") as f:
-        pairs = [fields for fields in (line.strip().split("\t") for line in f) if len(fields) == 2]
-    if not pairs:
-        raise DataError(f"--test_path {path} has no word<TAB>sentence line")
-    return pairs
+    def pair(line: str):
+        fields = line.strip().split("\t")
+        return fields if len(fields) == 2 else None
+    return read_test_lines(path, "word<TAB>sentence", pair)
 
 
 @cli_entry

@@ -12,28 +12,21 @@ itself is left out by id (UER-py drops whatever ranks first); padding rows are n
 
 import argparse
 import logging
-import os
 from typing import List, Optional
 
 from uer.cli.common import cli_entry
 from uer.cli.tool_args import emit, add_config_arg, add_load_model_arg, add_vocab_args, vocab_from_args
-from uer.errors import ConfigError, DataError
+from uer.errors import ConfigError
 from uer.cli.output_paths import Output, refuse_outputs_over_inputs
 from uer.tools.common import word_embedding_table
 from uer.tools.embeddings import format_neighbours, nearest_words
-from uer.data.text_files import open_text
+from uer.data.text_files import read_test_lines
 
 logger = logging.getLogger("uer")
 
 
 def read_words(path: str) -> List[str]:
-    if not os.path.isfile(path):
-        raise DataError(f"--test_path {path} does not exist; pass a file with one target word per line")
-    with open_text(path, f"--test_path {path}") as f:
-        words = [line.split()[0] for line in f if line.strip()]
-    if not words:
-        raise DataError(f"--test_path {path} holds no words (it is empty or blank)")
-    return words
+    return read_test_lines(path, "target word", lambda line: line.split()[0])
 
 
 def build_parser() -> argparse.ArgumentParser:

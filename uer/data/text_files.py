@@ -6,9 +6,12 @@ accepted and dropped instead of becoming part of the first column's name.
 ``open_text(path, where)`` is a drop-in for ``open(path, encoding="utf-8")`` in readers: it iterates
 lines, and has ``readline`` and ``read``."""
 
-from typing import Iterator
+import os
+from typing import Callable, Iterator, List, Optional, TypeVar
 
 from uer.errors import DataError
+
+T = TypeVar("T")
 
 BOM = "\ufeff"
 
@@ -72,3 +75,17 @@ class TextFile:
 def open_text(path: str, where: str = "") -> TextFile:
     """``where``: how errors name the file (``"--train_path data/train.tsv"``); default the path."""
     return TextFile(path, where)
+
+
+def read_test_lines(path: str, what: str, parse: Callable[[str], Optional[T]] = lambda line: line,
+                    flag: str = "--test_path") -> List[T]:
+    """The parsed non-blank lines of an input file of a utility script (``parse`` returns None for a
+    line to skip); ``what`` names one line's content for the errors ("sentence", "target word")."""
+    if not os.path.isfile(path):
+        raise DataError(f"{flag} {path} does not exist; pass a file with one {what} per line")
+    with open_text(path, f"{flag} {path}") as f:
+        parsed = [parse(line.rstrip("\r\n")) for line in f if line.strip()]
+    parsed = [p for p in parsed if p is not None]
+    if not parsed:
+        raise DataError(f"{flag} {path} holds no {what} (it is empty or blank)")
+    return parsed
