@@ -60,8 +60,10 @@ def test_real_data_pipeline(data_dir, tmp_path):
     reviews = os.path.join(data_dir, "zh", "test_data", "book_review")
     dataset, model = str(tmp_path / "dataset"), str(tmp_path / "bert_mini.bin")
     meta = preprocess_main(["--corpus_path", corpus, "--vocab_path", vocab, "--dataset_path", dataset,
-                            "--seq_length", "128", "--processes_num", "2", "--data_processor", "bert"])
+                            "--seq_length", "128", "--processes_num", "2", "--data_processor", "bert",
+                            "--whole_word_masking"])        # Chinese: jieba word boundaries stored
     assert meta["documents"] >= 2000 and meta["instances"] > 5000
+    assert meta["streams"] == ["src", "word_cont"] and meta["word_boundaries"]["segmenter"] == "jieba"
     pretrain_main(["--dataset_path", dataset, "--vocab_path", vocab, "--config_path", "models/bert/mini.json",
                    "--output_model_path", model, "--total_steps", "36", "--report_steps", "6",
                    "--save_checkpoint_steps", "36", "--batch_size", "16", "--learning_rate", "5e-4",

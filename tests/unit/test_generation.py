@@ -64,7 +64,9 @@ def test_cached_logits_equal_full_pass_at_every_step(gpt2):
         for t in range(5, ids.size(1)):
             emb = gpt2.embedding(ids[:, t:t + 1], seg[:, t:t + 1], start=t)
             steps.append(gpt2.target.lm.logits(gpt2.encoder(emb, seg[:, t:t + 1], cache)))
-    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+    # The large random weights give logits of ~10: float32 rounding of the two summation orders
+    # (which depend on the thread count) differs by up to ~1e-5 relative.
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-4)
 
 
 def test_cached_greedy_gives_the_tokens_of_full_recomputation(gpt2):
