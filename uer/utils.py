@@ -85,8 +85,9 @@ def read_json_object(path: str, where: str, error=None, fix: str = "") -> dict:
     (a UerError subclass, ConfigError by default) naming ``where``, the line and ``fix``."""
     from uer.errors import ConfigError
     error = error or ConfigError
+    from uer.data.text_files import open_text
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_text(path, where) as f:       # not UTF-8: line and byte named; a BOM is fine
             value = json.load(f)
     except json.JSONDecodeError as e:
         raise error(f"{where} line {e.lineno}: not valid JSON ({e.msg}){fix}")

@@ -121,3 +121,18 @@ def test_the_utility_scripts_name_the_line_and_byte_of_a_file_that_is_not_utf8(r
     with pytest.raises(DataError) as info:
         getattr(importlib.import_module(module), function)(str(path))
     assert f"--test_path {path} line 2 (byte offset 16)" in str(info.value), str(info.value)
+
+
+def test_json_inputs_that_are_not_utf8_name_the_line_and_a_bom_is_accepted(tmp_path):
+    from uer.errors import DataError, UerError
+    from uer.tasks.multiple_choice import read_json_file
+    from uer.utils import read_json_object
+    good = '{\n "a": "数据"\n}\n'
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + good.encode("utf-8"))
+    assert read_json_file(str(tmp_path / "bom.json"), "--train_path", "C3 JSON") == {"a": "数据"}
+    assert read_json_object(str(tmp_path / "bom.json"), "config.json") == {"a": "数据"}
+    (tmp_path / "gbk.json").write_bytes(good.encode("gbk"))
+    with pytest.raises(DataError, match=r"--train_path .*gbk.json line 2 \(byte offset 9\): not UTF-8"):
+        read_json_file(str(tmp_path / "gbk.json"), "--train_path", "C3 JSON")
+    with pytest.raises(UerError, match=r"config.json line 2 \(byte offset 9\): not UTF-8"):
+        read_json_object(str(tmp_path / "gbk.json"), "config.json")

@@ -23,6 +23,7 @@ from uer.registry import TASKS
 from uer.tasks.base import TaskData, split_flag
 from uer.tasks.multiple_choice import MultipleChoiceTask, encode_choice, read_json_file
 from uer.utils import atomic_write_text
+from uer.data.text_files import open_text
 
 BLANK = re.compile(r"#idiom\d+#")
 ANSWER_FORMAT = "a JSON object {\"#idiom000123#\": candidate index}"
@@ -107,11 +108,8 @@ class ChidTask(MultipleChoiceTask):
             raise DataError(f"{flag} {path} does not exist; pass a ChID JSON-lines file")
         vocab, encode = self.tokenizer.vocab, self.tokenizer.encode
         examples, seen = [], {}
-        with open(path, encoding="utf-8") as f:
-            try:
-                lines = f.read().splitlines()
-            except UnicodeDecodeError as e:
-                raise DataError(f"{flag} {path} is not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
+        with open_text(path, f"{flag} {path}") as f:      # not UTF-8: line and byte named; a BOM is fine
+            lines = f.read().splitlines()
         for number, text in enumerate(lines, 1):
             if not text.strip():
                 continue

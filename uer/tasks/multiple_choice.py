@@ -26,6 +26,7 @@ from uer.errors import ConfigError, DataError
 from uer.registry import HEADS
 from uer.tasks.base import Task, TaskData
 from uer.tasks.heads import Encode, Head
+from uer.data.text_files import open_text
 
 MASKED = -1e4          # the logit of a padded choice slot (finite: fp16-safe, softmax weight 0)
 MIN_SEQ_LENGTH = 8
@@ -40,10 +41,8 @@ def read_json_file(path: str, flag: str, what: str):
     if not path or not os.path.isfile(path):
         raise DataError(f"{flag} {path} does not exist; pass {what}")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_text(path, f"{flag} {path}") as f:      # not UTF-8: line and byte named; a BOM is fine
             return json.load(f)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{flag} {path} is not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{flag} {path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno} "
                         f"(expected {what})") from None
