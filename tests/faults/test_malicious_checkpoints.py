@@ -219,12 +219,11 @@ def test_consolidation_never_runs_code_from_any_file_of_a_deepspeed_checkpoint(s
         assert open(planted_path, "rb").read() == before
 
 
-def deepspeed_files():
-    return ["mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"]
+DEEPSPEED_FILES = ["mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"]   # ZeRO-2, 1 rank
 
 
 @needs_deepspeed
-@pytest.mark.parametrize("planted", deepspeed_files())
+@pytest.mark.parametrize("planted", DEEPSPEED_FILES)
 def test_deepspeed_resume_never_runs_code(planted, deepspeed_run, tiny_corpus, dataset, tmp_path):
     out = deepspeed_copy(deepspeed_run, tmp_path)
     marker = tmp_path / "marker"

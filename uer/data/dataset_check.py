@@ -111,12 +111,12 @@ def check_index(path: str, meta: dict, shard: dict, index: np.ndarray, label_cla
         for j in range(n_streams):
             longest[j] = max(longest[j], int(rows[:, 2 * j + 1].max(initial=0)))
         if "word_cont" in streams:          # one word-boundary flag per src token
-            j = streams.index("word_cont")
-            unequal = rows[:, 2 * j + 1] != rows[:, 2 * streams.index("src") + 1]
-            if unequal.any():
-                raise _fail(file, f"instance {int(np.argmax(unequal)) + start} has "
-                                  f"{int(rows[np.argmax(unequal), 2 * j + 1])} word_cont flags for "
-                                  f"{int(rows[np.argmax(unequal), 1])} src tokens")
+            flags = rows[:, 2 * streams.index("word_cont") + 1]
+            tokens = rows[:, 2 * streams.index("src") + 1]
+            if (flags != tokens).any():
+                bad = int(np.argmax(flags != tokens))
+                raise _fail(file, f"instance {bad + start} has {int(flags[bad])} word_cont flags for "
+                                  f"{int(tokens[bad])} src tokens")
         for j, field in enumerate(fields):
             values = rows[:, 2 * n_streams + j]
             upper = rows[:, 1] if field == "seg_a_len" else \
