@@ -51,7 +51,8 @@ def main(argv=None) -> float:
     run([py, "pretrain.py", "--dataset_path", dataset, "--vocab_path", vocab,
          "--config_path", "models/bert/tiny.json", "--output_model_path", model,
          "--total_steps", str(args.pretrain_steps), "--save_checkpoint_steps", str(args.pretrain_steps),
-         "--report_steps", "50", "--batch_size", "32", "--learning_rate", "1e-3", "--warmup", "0.05"])
+         "--report_steps", "50", "--batch_size", "32", "--learning_rate", "1e-3", "--warmup", "0.05",
+         "--overwrite"])      # the quickstart's own folder: a second run starts over instead of being refused
     finetuned = os.path.join(out, "classifier.bin")
     log = run([py, "finetune/run_classifier.py", "--pretrained_model_path", model, "--vocab_path", vocab,
                "--train_path", data["train.tsv"], "--dev_path", data["dev.tsv"], "--test_path", data["test.tsv"],
