@@ -290,9 +290,20 @@ def config_from_dict(data: Dict[str, Any], source: str = "<config>") -> ModelCon
     return config
 
 
+# What a config *file* means by omitting a key, where that differs from the dataclass default: UER-py /
+# TencentPretrain's meaning, since their users' files use the same key names and leave these out (every
+# UER-py config omits layernorm_eps; ALBERT's and T5 v1.1's omit tie_weights and are untied there).  The
+# dataclass defaults (BERT's 1e-12, tied) stay for configs built in code; every config uer writes (pretrain,
+# fine-tuning, convert.py) states every key, so this only decides files written by hand or by UER-py.
+# The norm is the one meaning that cannot follow UER-py this way: "normal" is torch.nn.LayerNorm here
+# (docs/migrating.md); scripts/convert.py --from uer_py selects "uer_py" for imported weights.
+FILE_DEFAULTS = {"layernorm_eps": 1e-6, "tie_weights": False}
+
+
 def load_config(path: str, overrides: Optional[Dict[str, Any]] = None) -> ModelConfig:
-    """Load ``path`` (JSON or YAML); ``overrides`` (e.g. from the command line) win over the file."""
-    data = _read_file(path)
+    """Load ``path`` (JSON or YAML); ``overrides`` (e.g. from the command line) win over the file, and
+    the file over FILE_DEFAULTS (UER-py's meaning of an omitted key) and the dataclass defaults."""
+    data = {**FILE_DEFAULTS, **_read_file(path)}
     source = path
     if overrides:
         data = dict(data)

@@ -127,7 +127,7 @@ def test_generate_lm_writes_newlines_as_backslash_n(tmp_path):
 SEQ2SEQ = dict(embedding=["word", "sinusoidalpos"], tgt_embedding=["word", "sinusoidalpos"], decoder="transformer",
                target=["lm"], emb_size=32, hidden_size=32, feedforward_size=64, heads_num=4, layers_num=2,
                decoder_layers_num=2, dropout=0.0, max_seq_length=32, layernorm_positioning="post",
-               scale_embedding=True, hidden_act="relu")
+               scale_embedding=True, hidden_act="relu", tie_weights=True, layernorm_eps=1e-12)
 
 
 def test_generate_seq2seq_with_a_separate_target_vocabulary(tmp_path, capsys):

@@ -74,6 +74,25 @@ def test_save_config_then_load_gives_equal_config(tmp_path):
     assert load_config(path) == c
 
 
+def test_a_file_omitting_a_key_means_what_uer_py_meant(tmp_path):
+    """UER-py's models/bert/base_config.json states no layernorm_eps (1e-6 there) and its ALBERT config no
+    tie_weights (untied there): loaded from a file they mean the same here; stated values and command-line
+    overrides win; configs built in code keep the dataclass defaults."""
+    uer_py_bert = {k: v for k, v in TINY.items() if k not in ("layernorm_eps", "tie_weights")}
+    c = load_config(write_json(tmp_path, uer_py_bert))
+    assert (c.layernorm_eps, c.tie_weights) == (1e-6, False)
+    assert config_from_dict(uer_py_bert).layernorm_eps == ModelConfig().layernorm_eps == 1e-12
+    stated = load_config(write_json(tmp_path, {**uer_py_bert, "layernorm_eps": 1e-12, "tie_weights": True}, "s.json"))
+    assert (stated.layernorm_eps, stated.tie_weights) == (1e-12, True)
+    overridden = load_config(write_json(tmp_path, uer_py_bert, "o.json"), {"layernorm_eps": 1e-5, "tie_weights": True})
+    assert (overridden.layernorm_eps, overridden.tie_weights) == (1e-5, True)
+    # A saved config states every key, so saving and loading never changes a model.
+    built = config_from_dict(uer_py_bert)
+    path = str(tmp_path / "saved.json")
+    save_config(built, path)
+    assert load_config(path) == built
+
+
 # ---------------------------------------------------------------------- file errors
 
 def test_missing_file(tmp_path):

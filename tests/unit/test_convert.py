@@ -217,7 +217,7 @@ def test_parity_and_round_trip(case, tmp_path):
 
 TINY_UER = {"embedding": ["word", "pos", "seg"], "vocab_size": 70, "emb_size": 32, "hidden_size": 32,
             "feedforward_size": 48, "heads_num": 4, "layers_num": 2, "max_seq_length": 24, "dropout": 0.0,
-            "target": ["mlm", "sp"]}
+            "target": ["mlm", "sp"], "tie_weights": True, "layernorm_eps": 1e-12}
 
 
 def test_uer_bert_exports_with_vocab_and_parity(tmp_path):

@@ -110,6 +110,17 @@ def test_strict_mismatch_lists_missing_unexpected_and_shapes(tmp_path):
         assert torch.equal(v, before[k]), k
 
 
+def test_tied_weights_under_an_untied_config_say_which_key_to_add(tmp_path):
+    """A file that omits tie_weights means false (UER-py's default): loading weights trained tied into it
+    names the key to add rather than only the missing output matrix."""
+    path = str(tmp_path / "w.bin")
+    save_weights(tiny_model(0, tie_weights=True), path)
+    with pytest.raises(CheckpointError) as exc:
+        load_weights(tiny_model(1, tie_weights=False), path)
+    msg = str(exc.value)
+    assert "missing from the file: target.mlm.output_weight" in msg and '"tie_weights": true' in msg
+
+
 def test_many_missing_keys_are_shortened():
     dst = tiny_model()
     with pytest.raises(CheckpointError, match=r"\(\+\d+ more\)") as exc:

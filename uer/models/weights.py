@@ -96,9 +96,14 @@ def check_weights(model: nn.Module, state: Dict[str, torch.Tensor], source: str 
             parts.append(f"not in the model: {_short(unexpected)}")
         if shapes:
             parts.append(f"shape mismatches: {_short(shapes)}")
-        raise CheckpointError(f"checkpoint {source} does not match the model config: "
-                              + "; ".join(parts) + ". Use the --config_path (and vocabulary) the "
-                              "checkpoint was trained with")
+        hint = ". Use the --config_path (and vocabulary) the checkpoint was trained with"
+        if missing and all(k.endswith(".output_weight") for k in missing) and not unexpected:
+            # The usual cause: a hand-written config that omits tie_weights, which a file means as
+            # false (UER-py's default, uer.config.FILE_DEFAULTS), for weights trained tied.
+            hint = (". The config asks for an untied output layer and the checkpoint was trained with a tied "
+                    "one: add \"tie_weights\": true to the config (a config file that omits tie_weights means "
+                    "false, as in UER-py)")
+        raise CheckpointError(f"checkpoint {source} does not match the model config: " + "; ".join(parts) + hint)
     return [k for k in state if k not in own]
 
 
