@@ -27,8 +27,7 @@ POOLING_KINDS = ("first", "last", "mean", "max")
 
 # UER-py keys that name features this version does not implement: say so instead of "unknown key".
 UNSUPPORTED_UER_KEYS = {
-    "rotary_position_embedding": "rotary position embeddings",
-    "alibi_position_embedding": "ALiBi position biases", "is_moe": "mixture-of-experts layers",
+    "is_moe": "mixture-of-experts layers",
     "has_residual_attention": "residual attention (RealFormer: every layer adds the previous layer's "
                               "pre-softmax scores, a matrix the SDPA attention kernels never materialise)",
 }
@@ -57,6 +56,20 @@ class MaskingConfig:
     span_masking: bool = False       # select contiguous spans with geometric lengths (SpanBERT)
     span_geo_prob: float = 0.2
     span_max_length: int = 10
+
+
+@dataclass
+class RopeScalingConfig:
+    """Rotary frequencies for contexts longer than the model was trained on (Hugging Face's
+    ``rope_scaling``).  type: "" (none) | linear (positions / factor) | ntk (static NTK-aware: theta x
+    factor^(d/(d-2))) | dynamic (NTK with the factor grown to the current length once it exceeds
+    original_max_position_embeddings) | llama3 (LLaMA-3.1: low frequencies / factor, high ones kept,
+    a smooth ramp between, set by low_freq_factor / high_freq_factor)."""
+    type: str = ""
+    factor: float = 1.0
+    low_freq_factor: float = 1.0             # llama3
+    high_freq_factor: float = 4.0            # llama3
+    original_max_position_embeddings: int = 0   # llama3, dynamic; 0 (dynamic only): max_seq_length
 
 
 @dataclass
@@ -110,6 +123,14 @@ class ModelConfig:
     relative_attention_buckets_num: int = 32
     relative_attention_max_distance: int = 128
     remove_attention_scale: bool = False        # T5: no 1/sqrt(head_size) on q.k
+    # --- decoder-only LLMs (LLaMA family, BLOOM) ---------------------------------------------------
+    kv_heads_num: int = 0             # grouped-query attention: key/value heads (0: heads_num; 1: multi-query);
+                                      # TencentPretrain's "local_kv_heads_num" is read as this key
+    attention_qkv_bias: bool = False  # q/k/v projections keep their biases under remove_transformer_bias (Qwen2)
+    rotary_position_embedding: bool = False   # RoPE on q/k over the whole head, Hugging Face's rotate-half layout
+    rope_theta: float = 10000.0       # RoPE base (LLaMA-3: 500000, Qwen2: 1000000)
+    rope_scaling: RopeScalingConfig = field(default_factory=RopeScalingConfig)
+    alibi_position_embedding: bool = False    # ALiBi: a per-head linear distance penalty on the attention scores
     # --- decoder side (encoder-decoder models: T5, BART, MT); "" / [] = none -------------------
     tgt_embedding: List[str] = field(default_factory=list)   # parts of the decoder's input embedding
     decoder: str = ""                 # a DECODERS name
@@ -139,6 +160,11 @@ class ModelConfig:
     @property
     def head_size(self) -> int:
         return self.attention_head_size or self.hidden_size // self.heads_num
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads of the (self-)attention: kv_heads_num, or one per query head."""
+        return self.kv_heads_num or self.heads_num
 
     @property
     def attention_dropout_prob(self) -> float:
@@ -284,8 +310,25 @@ def normalize_legacy(data: Dict[str, Any]) -> Dict[str, Any]:
     return data
 
 
+# Other toolkits' names for our keys (TencentPretrain: its grouped-query attention's key/value heads).
+KEY_ALIASES = {"local_kv_heads_num": "kv_heads_num"}
+
+
+def resolve_aliases(data: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """Read an alias as its key; both spellings with different values is refused."""
+    data = dict(data)
+    for alias, key in KEY_ALIASES.items():
+        if alias in data:
+            value = data.pop(alias)
+            if key in data and data[key] != value:
+                raise ConfigError(f"{source}: keys '{alias}' ({value!r}) and '{key}' ({data[key]!r}) name the "
+                                  f"same setting with different values; keep only '{key}'")
+            data[key] = value
+    return data
+
+
 def config_from_dict(data: Dict[str, Any], source: str = "<config>") -> ModelConfig:
-    config = _from_dict(ModelConfig, normalize_legacy(data), source)
+    config = _from_dict(ModelConfig, normalize_legacy(resolve_aliases(data, source)), source)
     validate(config, source)
     return config
 
@@ -406,6 +449,7 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: emb_size {c.emb_size} differs from hidden_size {c.hidden_size}; "
                           "set \"factorized_embedding_parameterization\": true (ALBERT) or make them equal")
     _validate_decoder_side(c, source)
+    _validate_llm_options(c, source)
     if "lm" in c.target and c.mask == "fully_visible" and not c.decoder:
         raise ConfigError(f"{source}: target 'lm' with mask 'fully_visible' lets every position see the "
                           "token it must predict; set \"mask\": \"causal\"")
@@ -479,6 +523,53 @@ def _validate_decoder_side(c: ModelConfig, source: str) -> None:
     if c.target != ["lm"]:
         raise ConfigError(f"{source}, key 'target': an encoder-decoder model trains its decoder with the "
                           f"\"lm\" target (cross-entropy on tgt_out), got {c.target}; set \"target\": [\"lm\"]")
+
+
+ROPE_SCALING_TYPES = ("", "linear", "ntk", "dynamic", "llama3")
+
+
+def _validate_llm_options(c: ModelConfig, source: str) -> None:
+    """Grouped-query attention, rotary and ALiBi positions: values that work, one position scheme."""
+    if c.kv_heads_num < 0 or (c.kv_heads_num and c.heads_num % c.kv_heads_num):
+        raise ConfigError(f"{source}, key 'kv_heads_num': must divide heads_num {c.heads_num} (every key/value "
+                          f"head serves the same number of query heads; 0 = heads_num), got {c.kv_heads_num}")
+    schemes = [k for k in ("rotary_position_embedding", "alibi_position_embedding", "relative_position_embedding")
+               if getattr(c, k)]
+    if len(schemes) > 1:
+        raise ConfigError(f"{source}, keys {schemes}: an attention layer takes one position scheme; keep one of them")
+    for key in ("kv_heads_num", "rotary_position_embedding", "alibi_position_embedding"):
+        if not getattr(c, key):
+            continue
+        if c.decoder:
+            raise ConfigError(f"{source}, key '{key}': built for decoder-only and encoder-only stacks (the "
+                              "\"transformer\" encoder); an encoder-decoder model's decoder does not take it — "
+                              "remove the key or \"decoder\"")
+        if c.encoder == "deberta":
+            raise ConfigError(f"{source}, key '{key}': the \"deberta\" encoder has its own disentangled position "
+                              "attention; use \"encoder\": \"transformer\" or remove the key")
+    if not math.isfinite(c.rope_theta) or c.rope_theta <= 1.0:
+        raise ConfigError(f"{source}, key 'rope_theta': the RoPE base must be a finite number > 1 (LLaMA: 10000), "
+                          f"got {c.rope_theta}")
+    if c.rotary_position_embedding and c.head_size % 2:
+        raise ConfigError(f"{source}, key 'rotary_position_embedding': rotary embeddings rotate pairs of head "
+                          f"dimensions, so the head size must be even, got {c.head_size}")
+    s = c.rope_scaling
+    _choice(source, "rope_scaling.type", s.type, ROPE_SCALING_TYPES)
+    if not s.type:
+        return
+    if not c.rotary_position_embedding:
+        raise ConfigError(f"{source}, key 'rope_scaling': scales rotary position embeddings; set "
+                          "\"rotary_position_embedding\": true or remove \"rope_scaling\"")
+    if not (math.isfinite(s.factor) and s.factor >= 1.0):
+        raise ConfigError(f"{source}, key 'rope_scaling.factor': the context extension factor must be ≥ 1 "
+                          f"(e.g. 8 for LLaMA-3.1), got {s.factor}")
+    if s.original_max_position_embeddings < 0 or (s.type == "llama3" and s.original_max_position_embeddings == 0):
+        raise ConfigError(f"{source}, key 'rope_scaling.original_max_position_embeddings': the context length the "
+                          f"model was trained with (LLaMA-3.1: 8192) is needed by '{s.type}' scaling, got "
+                          f"{s.original_max_position_embeddings}")
+    if s.type == "llama3" and not (0 < s.low_freq_factor < s.high_freq_factor and math.isfinite(s.high_freq_factor)):
+        raise ConfigError(f"{source}, keys 'rope_scaling.low_freq_factor'/'high_freq_factor': need 0 < low < high "
+                          f"(LLaMA-3.1: 1 and 4), got {s.low_freq_factor} and {s.high_freq_factor}")
 
 
 def _divisor_hint(hidden: int, heads: int) -> int:

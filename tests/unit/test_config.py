@@ -280,8 +280,7 @@ def test_attention_dropout_range(tmp_path):
     assert "key 'attention_dropout'" in msg
 
 
-@pytest.mark.parametrize("key", ["rotary_position_embedding", "is_moe", "alibi_position_embedding",
-                                 "has_residual_attention"])
+@pytest.mark.parametrize("key", ["is_moe", "has_residual_attention"])
 def test_unsupported_uer_keys_get_a_specific_message(tmp_path, key):
     msg = load_error(tmp_path, {**TINY, key: True})
     assert f"key '{key}'" in msg and "not supported by this version" in msg

@@ -206,7 +206,7 @@ class _AddBias(PositionScheme):
         super().__init__()
         self.b = bias
 
-    def bias(self, q_len, k_len, device):
+    def bias(self, q_len, k_len, device, positions=None):
         return self.b
 
 

@@ -1,5 +1,6 @@
-"""The transformer encoder: post-LN (BERT) or pre-LN (GPT-2), dense or gated FFN, optional ALBERT
-factorised embeddings and cross-layer parameter sharing."""
+"""The transformer encoder: post-LN (BERT) or pre-LN (GPT-2, LLaMA), dense or gated FFN (SwiGLU),
+optional ALBERT factorised embeddings and cross-layer parameter sharing, grouped-query attention, and one
+attention-level position scheme shared by the layers (T5 buckets, rotary, ALiBi)."""
 
 from dataclasses import dataclass
 from typing import List, Optional
@@ -10,10 +11,12 @@ from torch.utils.checkpoint import checkpoint
 
 from uer.config import ModelConfig
 from uer.errors import ConfigError
-from uer.layers.attention import AttentionCache, MultiHeadAttention, PositionScheme
+from uer.layers.alibi import build_alibi_position
+from uer.layers.attention import AttentionCache, MultiHeadAttention, PositionScheme, Positions
 from uer.layers.feed_forward import build_feed_forward
 from uer.layers.masks import AttentionMask, build_attention_mask
 from uer.layers.norms import build_norm
+from uer.layers.rotary import build_rotary_position
 from uer.layers.t5_position import build_relative_position
 from uer.registry import ENCODERS
 from uer.partitioned import full_numel, full_shape
@@ -26,7 +29,9 @@ class TransformerLayer(nn.Module):
         self.pre_norm = config.layernorm_positioning == "pre"
         self.attention = MultiHeadAttention(config.hidden_size, config.heads_num, config.head_size,
                                             config.attention_dropout_prob, bias=bias,
-                                            scale=1.0 if config.remove_attention_scale else None)
+                                            scale=1.0 if config.remove_attention_scale else None,
+                                            kv_heads_num=config.kv_heads,
+                                            qkv_bias=bias or config.attention_qkv_bias)
         self.feed_forward = build_feed_forward(config.feed_forward, config.hidden_size,
                                                config.feedforward_size, config.hidden_act, bias=bias)
         self.norm_1 = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps)
@@ -34,12 +39,12 @@ class TransformerLayer(nn.Module):
         self.dropout_1 = nn.Dropout(config.dropout)
         self.dropout_2 = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: AttentionMask,
-                position: Optional[PositionScheme] = None, cache: Optional[AttentionCache] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: AttentionMask, position: Optional[PositionScheme] = None,
+                cache: Optional[AttentionCache] = None, positions: Optional[Positions] = None) -> torch.Tensor:
         if self.pre_norm:
-            x = x + self.dropout_1(self.attention(self.norm_1(x), mask, position, cache=cache))
+            x = x + self.dropout_1(self.attention(self.norm_1(x), mask, position, cache=cache, positions=positions))
             return x + self.dropout_2(self.feed_forward(self.norm_2(x)))
-        x = self.norm_1(x + self.dropout_1(self.attention(x, mask, position, cache=cache)))
+        x = self.norm_1(x + self.dropout_1(self.attention(x, mask, position, cache=cache, positions=positions)))
         return self.norm_2(x + self.dropout_2(self.feed_forward(x)))
 
 
@@ -49,6 +54,7 @@ class EncoderCache:
     layer use, and which cached positions are real tokens (False: left padding of a batched prompt)."""
     layers: List[AttentionCache]
     keep: Optional[torch.Tensor] = None    # (B, length) bool
+    positions: Optional[torch.Tensor] = None   # (B, length) the cached tokens' positions (position schemes)
 
     @property
     def length(self) -> int:
@@ -61,6 +67,8 @@ class EncoderCache:
                 cache.k, cache.v = cache.k.index_select(0, index), cache.v.index_select(0, index)
         if self.keep is not None:
             self.keep = self.keep.index_select(0, index)
+        if self.positions is not None:
+            self.positions = self.positions.index_select(0, index)
 
 
 def cached_causal_mask(keep_new: torch.Tensor, keep_past: Optional[torch.Tensor]) -> AttentionMask:
@@ -94,8 +102,10 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(TransformerLayer(config) for _ in range(count))
         self.final_norm = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps) \
             if config.layernorm_positioning == "pre" else None
-        # Attention-level positions, shared by all layers (T5 buckets: bidirectional in the encoder).
-        self.position: Optional[PositionScheme] = build_relative_position(config, bidirectional=True)
+        # Attention-level positions, shared by all layers (T5 buckets: bidirectional in the encoder);
+        # the config allows at most one scheme.
+        self.position: Optional[PositionScheme] = build_relative_position(config, bidirectional=True) \
+            or build_rotary_position(config) or build_alibi_position(config)
 
     def new_cache(self) -> EncoderCache:
         """A cache for incremental (causal) decoding; only a causal encoder can extend a sequence."""
@@ -104,9 +114,27 @@ class TransformerEncoder(nn.Module):
                               f"LM such as GPT-2); this model's encoder has mask '{self.mask_kind}'")
         return EncoderCache([AttentionCache() for _ in range(self.layers_num)])
 
-    def forward(self, emb: torch.Tensor, seg: torch.Tensor, cache: Optional[EncoderCache] = None) -> torch.Tensor:
+    def _positions(self, positions: Optional[torch.Tensor], batch: int, length: int, device,
+                   cache: Optional[EncoderCache]) -> Optional[Positions]:
+        """The position scheme's query/key positions; the cache remembers the keys' (per row)."""
+        if self.position is None:
+            return None
+        past = cache.length if cache is not None else 0
+        if positions is None:
+            positions = torch.arange(past, past + length, device=device)[None]
+        if cache is None:
+            return Positions(positions, positions)
+        new = positions.expand(batch, length)
+        cache.positions = new if cache.positions is None else torch.cat([cache.positions, new], dim=1)
+        return Positions(positions, cache.positions)
+
+    def forward(self, emb: torch.Tensor, seg: torch.Tensor, cache: Optional[EncoderCache] = None,
+                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
         """emb: (B, L, emb_size); seg: (B, L) with 0 at padding -> hidden (B, L, hidden_size).
-        ``cache`` (``new_cache()``): the L tokens follow ``cache.length`` cached ones; updated in place."""
+        ``cache`` (``new_cache()``): the L tokens follow ``cache.length`` cached ones; updated in place.
+        ``positions`` (B, L): each token's position for rotary / ALiBi (left-padded prompts count real
+        tokens only); None: 0.. L - 1 after the cached tokens."""
+        token_positions = self._positions(positions, emb.size(0), emb.size(1), emb.device, cache)
         if cache is None:
             mask = build_attention_mask(self.mask_kind, seg)
         else:
@@ -116,9 +144,9 @@ class TransformerEncoder(nn.Module):
         for i in range(self.layers_num):
             layer = self.layers[0 if self.parameter_sharing else i]
             if self.activation_checkpointing and self.training and cache is None:
-                x = checkpoint(layer, x, mask, self.position, use_reentrant=False)
+                x = checkpoint(layer, x, mask, self.position, None, token_positions, use_reentrant=False)
             else:
-                x = layer(x, mask, self.position, cache.layers[i] if cache is not None else None)
+                x = layer(x, mask, self.position, cache.layers[i] if cache is not None else None, token_positions)
         return self.final_norm(x) if self.final_norm is not None else x
 
     def matmul_params_per_token(self) -> int:

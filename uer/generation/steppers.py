@@ -3,7 +3,8 @@
 ``CausalLMStepper`` — a decoder-only LM (GPT-2; any causal encoder + "lm" target).  Prompts of a
 batch are left-padded: every row's last prompt token sits in the last column, so one new column per
 step serves every row.  Positions count real tokens only (a padded prompt's first token is at 0), and
-padding keys are masked, so a padded prompt continues exactly as it would alone.  With the cache each
+padding keys are masked, so a padded prompt continues exactly as it would alone (the positions go to
+the embedding and to the encoder's rotary / ALiBi scheme alike).  With the cache each
 step runs one token through the stack, attending the cached keys/values; without it the whole
 sequence is recomputed (the reference the cache is tested and timed against).
 
@@ -66,7 +67,8 @@ class CausalLMStepper:
 
     def _last_logits(self, ids, keep, positions, cache) -> torch.Tensor:
         seg = keep.long()                     # segment 1 at real tokens, 0 at padding (as the lm processor)
-        hidden = self.model.encoder(self.model.embedding(ids, seg, positions=positions), seg, cache=cache)
+        hidden = self.model.encoder(self.model.embedding(ids, seg, positions=positions), seg, cache=cache,
+                                    positions=positions)
         return self.lm.logits(hidden[:, -1])
 
     @torch.no_grad()

@@ -59,7 +59,8 @@ class T5RelativePosition(PositionScheme):
             self._buckets[key] = hit
         return hit
 
-    def bias(self, q_len: int, k_len: int, device) -> torch.Tensor:
+    def bias(self, q_len: int, k_len: int, device, positions=None) -> torch.Tensor:
+        # ``positions`` unused: T5 sequences are never left-padded, the last q_len of k_len suffice.
         # Looked up through the embedding's forward (so a partitioned table is gathered).
         return self.embedding(self.buckets(q_len, k_len, device)).permute(2, 0, 1).unsqueeze(0)
 

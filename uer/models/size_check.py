@@ -5,6 +5,8 @@ the layers), which is within a few percent for every encoder here."""
 
 import os
 
+import torch
+
 from uer.config import ModelConfig
 from uer.errors import ConfigError
 
@@ -16,7 +18,8 @@ def estimated_parameters(config: ModelConfig) -> int:
     if c.emb_size != c.hidden_size:
         embeddings += c.emb_size * c.hidden_size
     ff_matrices = 3 if c.feed_forward == "gated" else 2
-    layer = 4 * c.hidden_size * head_width + ff_matrices * c.hidden_size * c.feedforward_size
+    kv_width = head_width * c.kv_heads // c.heads_num          # grouped-query attention: fewer k/v heads
+    layer = 2 * c.hidden_size * (head_width + kv_width) + ff_matrices * c.hidden_size * c.feedforward_size
     layers = 1 if c.parameter_sharing else c.layers_num
     decoder = 0
     if c.decoder:   # self- and cross-attention, feed-forward, its own embedding unless shared
@@ -38,8 +41,9 @@ def physical_memory_bytes() -> int:
 
 def check_fits_in_memory(config: ModelConfig) -> None:
     """Refuse when the fp32 weights alone exceed this machine's memory (unknown memory: no check).
-    Under ``deepspeed.zero.Init`` the weights are partitioned and may be offloaded, so no check."""
-    if partitioned_construction_active():
+    Under ``deepspeed.zero.Init`` the weights are partitioned and may be offloaded, and a model built
+    on the meta device (shapes only, e.g. to count a 70B model's parameters) takes no memory: no check."""
+    if partitioned_construction_active() or building_on_meta():
         return
     memory = physical_memory_bytes()
     count = estimated_parameters(config)
@@ -49,6 +53,11 @@ def check_fits_in_memory(config: ModelConfig) -> None:
                           f"{memory / 2**30:.3g} GiB of memory; check hidden_size ({config.hidden_size}), "
                           f"feedforward_size ({config.feedforward_size}), layers_num ({config.layers_num}) and "
                           "vocab_size, or build it partitioned under DeepSpeed ZeRO-3")
+
+
+def building_on_meta() -> bool:
+    get_default_device = getattr(torch, "get_default_device", None)    # torch >= 2.3
+    return get_default_device is not None and get_default_device().type == "meta"
 
 
 def partitioned_construction_active() -> bool:
