@@ -36,13 +36,16 @@ def _add_seq2seq_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tgt_spm_model_path", default=None, help="mt: SentencePiece model of the target side.")
     group.add_argument("--tgt_tokenizer", default="bert", help="mt: tokenizer of the target side (as --tokenizer).")
     group.add_argument("--noise_density", type=float, default=None,
-                       help="t5: fraction of tokens corrupted (default 0.15).")
+                       help="t5, glm: fraction of tokens corrupted (default 0.15).")
     group.add_argument("--mean_noise_span_length", type=float, default=None,
                        help="t5: mean length of a corrupted span (default 3).")
     group.add_argument("--infilling_ratio", type=float, default=None,
                        help="bart: fraction of tokens masked by text infilling (default 0.3).")
     group.add_argument("--poisson_lambda", type=float, default=None,
-                       help="bart: mean of the Poisson span lengths (default 3).")
+                       help="bart, glm: mean of the Poisson span lengths (default 3).")
+    group.add_argument("--denoiser_weights", default=None,
+                       help="ul2: mixture weights, 3 (R,X,S) or 7 (R3,R8,X3,X8,X64/15%%,X64/50%%,S) comma-separated "
+                            "numbers (default: uniform over the 7, as the UL2 paper's code).")
     group.add_argument("--sentence_selection_strategy", default=None,
                        help="gsg: rouge (PEGASUS Ind-Orig, the default) | lead (UER-py's default) | random.")
     group.add_argument("--gap_sentence_ratio", type=float, default=None,
@@ -53,7 +56,7 @@ def _processor_options(args, tokenizer) -> dict:
     """The processor-specific flags, None where not given (the processor's defaults apply)."""
     options = {key: getattr(args, key) for key in ("noise_density", "mean_noise_span_length", "infilling_ratio",
                                                    "poisson_lambda", "sentence_selection_strategy",
-                                                   "gap_sentence_ratio")}
+                                                   "gap_sentence_ratio", "denoiser_weights")}
     takes_tgt = "tgt_tokenizer" in PROCESSORS.get(args.data_processor).options
     if (args.tgt_vocab_path or args.tgt_spm_model_path) and not takes_tgt:
         raise ConfigError(f"--tgt_vocab_path / --tgt_spm_model_path are for the mt processor (a separate target "

@@ -140,7 +140,7 @@ def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path
     check_model_fits_processor(config, processor, dataset_path)
 
 
-CAUSAL_PROCESSORS = ("lm", "prefixlm")
+CAUSAL_PROCESSORS = ("lm", "prefixlm", "glm")
 
 
 def check_model_fits_processor(config: ModelConfig, processor: str, dataset_path: str) -> None:
@@ -164,15 +164,29 @@ def check_model_fits_processor(config: ModelConfig, processor: str, dataset_path
                             "\"target\": [\"lm\"]")
         return
     if "lm" in config.target and processor not in CAUSAL_PROCESSORS:
-        raise DataError(f"target 'lm' needs a dataset built with --data_processor lm (or prefixlm); {dataset_path} "
+        raise DataError(f"target 'lm' needs a dataset built with --data_processor lm (or prefixlm, glm); {dataset_path} "
                         f"was built by '{processor}'")
     if "lm" not in config.target and processor in CAUSAL_PROCESSORS:
         raise DataError(f"dataset {dataset_path} was built by the '{processor}' processor for a causal LM, but the "
                         f"targets are {config.target}; use --data_processor mlm/bert for masked LM")
+    if processor == "glm":
+        check_glm_model(config, dataset_path)
     if processor == "prefixlm" and config.mask != "causal_with_prefix":
         raise DataError(f"{dataset_path} was built by the 'prefixlm' processor (a bidirectional prefix, then a causal "
                         f"continuation), but the model config's mask is \"{config.mask}\"; set \"mask\": "
                         "\"causal_with_prefix\"")
+
+
+def check_glm_model(config: ModelConfig, dataset_path: str) -> None:
+    """GLM's blank infilling needs its mask (Part A bidirectional, Part B causal) and its 2D positions."""
+    if config.mask != "causal_with_prefix":
+        raise DataError(f"{dataset_path} was built by the 'glm' processor (Part A bidirectional, Part B causal), but "
+                        f"the model config's mask is \"{config.mask}\"; set \"mask\": \"causal_with_prefix\" "
+                        "(models/glm/base.json)")
+    if "glm_pos" not in config.embedding or "pos" in config.embedding:
+        raise DataError(f"{dataset_path} was built by the 'glm' processor, whose instances carry 2D positions, but the "
+                        f"model config's embedding is {config.embedding}; use \"glm_pos\" instead of \"pos\" "
+                        "(e.g. [\"word\", \"glm_pos\"], models/glm/base.json)")
 
 
 def target_tokenizer(meta: dict, args, config: ModelConfig, dataset_path: str):

@@ -33,7 +33,8 @@ class PretrainCollator:
         slots per sequence (so an instance's mask never depends on the batch it is in);
         ``max_length``: the model's max_seq_length, which padding never exceeds;
         ``noiser``: the dataset's collate-time noising (uer.data.noising.build_noiser), run on the
-        instances' token arrays before padding: ``noiser(srcs, tgts, indices, epoch) -> (srcs, tgts)``;
+        instances' token arrays before padding: ``noiser(srcs, tgts, indices, epoch) -> (srcs, tgts)``,
+        or ``(srcs, tgts, extras)`` with a dict per instance of fields added to it (GLM);
         ``tgt_vocab``: the decoder side's vocabulary (mt), for its start ([CLS]) and padding ids."""
         self.noiser = noiser
         self.tgt_start_id = (tgt_vocab or vocab).cls_id
@@ -76,8 +77,13 @@ class PretrainCollator:
         # Encoder-decoder instances: what the decoder predicts, from the tgt stream or the noiser.
         tgts = [np.asarray(item["tgt"]) for item in items] if "tgt" in items[0] else None
         if self.noiser is not None:
-            seqs, tgts = self.noiser(seqs, tgts, indices, epoch)
-        inputs = [s[: len(s) - self.lookahead] for s in seqs] if self.lookahead and tgts is None else seqs
+            noised = self.noiser(seqs, tgts, indices, epoch)
+            seqs, tgts = noised[0], noised[1]
+            if len(noised) > 2:   # per-instance fields the noiser made (GLM: seg_a_len, lm_labels, positions)
+                items = [{**item, **extra} for item, extra in zip(items, noised[2])]
+        # Instances with their own labels (lm_labels) hold no lookahead token to cut off.
+        cut = self.lookahead and tgts is None and "lm_labels" not in items[0]
+        inputs = [s[: len(s) - self.lookahead] for s in seqs] if cut else seqs
         longest = max(len(s) for s in inputs)
         length = int(math.ceil(longest / self.pad_multiple) * self.pad_multiple)
         if self.max_length:
@@ -100,6 +106,12 @@ class PretrainCollator:
         for target in self.target_classes:       # each adds its fields (mlm also corrupts src)
             _declared(target, "collate")(state)
         out = state.out
+        if "positions" in items[0]:     # (2, n) per instance: GLM's 2D positions, 0 at padding
+            positions = np.zeros((batch, 2, length), dtype=np.int64)
+            for i, item in enumerate(items):
+                p = np.asarray(item["positions"])
+                positions[i, :, : p.shape[1]] = p
+            out["positions"] = torch.from_numpy(positions)
         out["src"] = torch.from_numpy(state.src)
         out["seg"] = torch.from_numpy(seg)
         out["tokens"] = torch.tensor(int((seg > 0).sum()))   # real (non-pad) input tokens

@@ -1,5 +1,6 @@
 """The denoising objectives of encoder-decoder pretraining that are drawn afresh every epoch, in the
-training collator (like masking, see uer.data.masking): T5 span corruption and BART text infilling.
+training collator (like masking, see uer.data.masking): T5 span corruption and BART text infilling
+(UL2's mixture in uer.data.ul2_noising and GLM's blank infilling in uer.data.glm_noising build on them).
 
 Each instance gets its own generator seeded by (seed, epoch, stream, instance index), so an
 instance's corruption depends on nothing else (batch, workers, ranks, resume).  The work is a few
@@ -160,6 +161,13 @@ def infilling_spans(length: int, ratio: float, lam: float, rng: np.random.Genera
             lengths.remove(0)
         else:
             kept += lengths.pop()
+    return place_spans(lengths, kept, rng)
+
+
+def place_spans(lengths: List[int], kept: int, rng: np.random.Generator) -> List[Tuple[int, int]]:
+    """Spans (start, length) of the given ``lengths`` (shuffled) placed uniformly at random among
+    ``kept`` unchanged tokens, with at least one kept token between consecutive spans
+    (``len(lengths) - 1 <= kept``); shared by BART's text infilling and GLM's blanks."""
     if not lengths:
         return []
     order = rng.permutation(len(lengths))
@@ -226,6 +234,13 @@ def build_noiser(meta: dict, vocab, seed: int):
                         **params)
     if kind == "bart":
         return BartNoiser(vocab, seed, **params)
+    if kind == "ul2":
+        from uer.data.ul2_noising import Ul2Noiser   # imports this module: not at the top
+        return Ul2Noiser(vocab, int(meta["seq_length"]), seed, where=f"dataset {meta.get('corpus_path', '')}",
+                         **params)
+    if kind == "glm":
+        from uer.data.glm_noising import GlmNoiser
+        return GlmNoiser(vocab, seed, where=f"dataset {meta.get('corpus_path', '')}", **params)
     raise DataError(f"the dataset's meta.json asks for noising {kind!r}, which this uer does not know "
-                    "(t5, bart); rebuild it with this version's preprocess.py")
+                    "(t5, bart, ul2, glm); rebuild it with this version's preprocess.py")
 

@@ -62,9 +62,10 @@ class Model(nn.Module):
             self.target._modules["mlm"].bind_encoder(self.encoder)   # EMD re-runs the encoder's last layer
         init_weights(self)
 
-    def encode(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        """src, seg: (B, L) -> hidden states (B, L, hidden_size)."""
-        return self.encoder(self.embedding(src, seg), seg)
+    def encode(self, src: torch.Tensor, seg: torch.Tensor, positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """src, seg: (B, L) -> hidden states (B, L, hidden_size); ``positions``: each token's own
+        position ids for the position embedding (GLM's (B, 2, L) 2D positions)."""
+        return self.encoder(self.embedding(src, seg, positions=positions), seg)
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, seg: torch.Tensor,
                tgt_seg: Optional[torch.Tensor] = None, cache=None) -> torch.Tensor:
@@ -84,7 +85,7 @@ class Model(nn.Module):
         if self.target is None:
             raise RuntimeError("this model was built without targets (with_target=False): call "
                                "encode(src, seg) for hidden states")
-        hidden = self.encode(batch["src"], batch["seg"])
+        hidden = self.encode(batch["src"], batch["seg"], batch.get("positions"))
         if self.decoder is not None:
             tgt_seg = batch.get("tgt_seg")
             hidden = self.decode(batch["tgt_in"], hidden, batch["seg"], tgt_seg)

@@ -18,13 +18,18 @@ class LmTarget(BatchFields, nn.Module):
     def collate(state) -> None:
         """The label at each position is the next token: the instance without its first.  With a
         prefix (the prefixlm processor's ``seg_a_len``) only the continuation is predicted: labels
-        start at the prefix's last token.  Encoder-decoder data (``state.tgt``): the decoder fields
+        start at the prefix's last token.  Instances carrying lm_labels (GLM's blank infilling) use
+        them as they are.  Encoder-decoder data (``state.tgt``): the decoder fields
         instead (the model turns tgt_out into the labels)."""
         if state.tgt is not None:
             collate_decoder_fields(state)
             return
         labels = np.full(state.src.shape, -100, dtype=np.int64)
         for i, item in enumerate(state.items):
+            if "lm_labels" in item:       # made by the noiser, aligned with the input (GLM's Part B)
+                own = np.asarray(item["lm_labels"])
+                labels[i, : len(own)] = own
+                continue
             following = np.asarray(item["src"])[1:]
             labels[i, : len(following)] = following
             if "seg_a_len" in item:

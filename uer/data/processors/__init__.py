@@ -8,6 +8,7 @@ from typing import Optional
 from uer.data.processors.base import Doc, Instance, Packer, Processor, truncate_seq_pair
 from uer.data.processors import albert, bert, cls, lm, mlm  # noqa: F401  (registration)
 from uer.data.processors import bart, gsg, mt, prefixlm, t5  # noqa: F401  (registration)
+from uer.data.processors import glm, ul2  # noqa: F401  (registration)
 from uer.errors import ConfigError
 from uer.registry import PROCESSORS
 
