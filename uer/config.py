@@ -91,6 +91,7 @@ class RtdConfig:
     temperature_steps: int = 0        # length of the schedule in optimizer steps
     gen_weight: float = 1.0
     disc_weight: float = 50.0
+    decoder_weight: float = 1.0       # metro (encoder-decoder): weight of the decoder's denoising lm loss
 
 
 @dataclass
@@ -520,7 +521,8 @@ def _validate_decoder_side(c: ModelConfig, source: str) -> None:
     if c.parameter_sharing or c.factorized_embedding_parameterization:
         raise ConfigError(f"{source}: 'parameter_sharing' / 'factorized_embedding_parameterization' are "
                           "encoder-only (ALBERT) options; set them false for an encoder-decoder model")
-    if c.target != ["lm"]:
+    # A composite pretrainer (metro: generator mlm + encoder rtd + decoder lm) checks its own targets.
+    if c.target != ["lm"] and not c.pretrainer:
         raise ConfigError(f"{source}, key 'target': an encoder-decoder model trains its decoder with the "
                           f"\"lm\" target (cross-entropy on tgt_out), got {c.target}; set \"target\": [\"lm\"]")
 

@@ -158,7 +158,8 @@ def check_model_fits_processor(config: ModelConfig, processor: str, dataset_path
                         "the model config has no decoder; use an encoder-decoder config (models/t5, models/bart, "
                         "models/pegasus, models/transformer) or add \"decoder\" and \"tgt_embedding\"")
     if seq2seq:
-        if list(config.target) != ["lm"]:
+        # A composite pretrainer (metro) adds encoder-side targets; its config check governs them.
+        if list(config.target) != ["lm"] and not config.pretrainer:
             raise DataError(f"an encoder-decoder model pretrained on '{processor}' data predicts the target side "
                             f"with the 'lm' target alone; the model config's targets are {config.target} — set "
                             "\"target\": [\"lm\"]")

@@ -53,6 +53,9 @@ class PretrainCollator:
                 vocab.require(_declared(target, "vocab_tokens"), purpose=f"the {name} target")
         special = np.zeros(len(vocab), dtype=bool)
         special[list(vocab.special_ids)] = True
+        # The sentinels a T5 noiser writes into inputs mark structure, not text: never masked or drawn
+        # as random replacements (metro: the generator corrupts the span-corrupted inputs).
+        special[[int(i) for i in getattr(noiser, "sentinels", ())]] = True
         self.special = special
         self.continuation = np.asarray(vocab.is_continuation, dtype=bool)
         self.random_ids = np.nonzero(~special)[0].astype(np.int64)

@@ -232,25 +232,26 @@ def _swap(owner: "ElectraPretrainer", batch, positions, originals, valid, out) -
 
 
 # ------------------------------------------------------------------------------------------------
-# Embedding sharing between a trained generator network and the discriminator.
+# Embedding sharing between a trained generator network and the discriminator (for metro: the
+# encoder-decoder, whose decoder and tied output read the encoder's table through its embedding).
 # ------------------------------------------------------------------------------------------------
 
 @SHARING.register("none")
-def _share_none(owner: "ElectraPretrainer") -> None:
+def _share_none(generator: Model, discriminator: Model) -> None:
     pass
 
 
 @SHARING.register("shared")
-def _share_module(owner: "ElectraPretrainer") -> None:
-    owner.discriminator.embedding = owner.generator.embedding
+def _share_module(generator: Model, discriminator: Model) -> None:
+    discriminator.use_embedding(generator.embedding)
 
 
 @SHARING.register("gdes")
-def _share_gdes(owner: "ElectraPretrainer") -> None:
+def _share_gdes(generator: Model, discriminator: Model) -> None:
     for name in ("word", "pos"):
-        if name in owner.generator.embedding.names:
-            table = GdesTable(owner.generator.embedding._modules[name], positional=name == "pos")
-            setattr(owner.discriminator.embedding, name, table)
+        if name in generator.embedding.names:
+            table = GdesTable(generator.embedding._modules[name], positional=name == "pos")
+            setattr(discriminator.embedding, name, table)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -311,6 +312,8 @@ class ElectraPretrainer(nn.Module):
     # The PRETRAINERS hooks (see uer.models.model.Model): config checks, and what a task keeps.
     check_config = staticmethod(check_electra_config)
     backbone_config = staticmethod(discriminator_config)
+    # Heads of the discriminator model kept in its exported backbone (the RTD head is pretraining-only).
+    exported_targets = ()
 
     def __init__(self, config: ModelConfig, load_generator: bool = True):
         """``load_generator=False`` skips reading a frozen generator's checkpoint (the exported
@@ -318,14 +321,14 @@ class ElectraPretrainer(nn.Module):
         super().__init__()
         self.config = config
         self.rtd = config.rtd
-        self.discriminator = Model(discriminator_config(config))
+        self.discriminator = Model(self.backbone_config(config))
         self.generator: Optional[Model] = None
         self._step = 0
         meta = any(p.is_meta for p in self.discriminator.parameters())   # shapes-only build: nothing to read
         part = GENERATORS.get(self.rtd.generator, where="rtd.generator")
         # A plain list so that nn.Module does not register the part (or a frozen model inside it).
         self._parts = [part(self, config, load_generator and not meta)]
-        SHARING.get(self.rtd.embedding_sharing, where="rtd.embedding_sharing")(self)
+        SHARING.get(self.rtd.embedding_sharing, where="rtd.embedding_sharing")(self.generator, self.discriminator)
 
     @property
     def generator_part(self) -> GeneratorPart:
@@ -345,30 +348,46 @@ class ElectraPretrainer(nn.Module):
         return temperature_at(self.rtd, self._step)
 
     # -- corruption -------------------------------------------------------------------------------
-    def forward(self, batch: dict) -> dict:
+    def corrupt(self, batch: dict, out: Dict[str, torch.Tensor]):
+        """The discriminator's input and its labels: the masked slots (``mlm_positions``/``mlm_labels``)
+        restored to their original tokens, then filled with the corruption course's proposals.
+        Returns (corrupted (B, L), rtd_labels (B, L) bool: corrupted != original on real tokens);
+        the generator's loss and metrics go into ``out``.  No gradient flows through the samples."""
         src, seg = batch["src"], batch["seg"]
         positions, labels = batch["mlm_positions"], batch["mlm_labels"]
         valid = labels != -100
         at_positions = src.gather(1, positions)
         originals = torch.where(valid, labels, at_positions)
-        out: Dict[str, torch.Tensor] = {}
         course = CORRUPTIONS.get(self.rtd.corruption, where="rtd.corruption")
         samples = course(self, batch, positions, originals, valid, out)
         original_input = src.scatter(1, positions, originals)
         corrupted = original_input.scatter(1, positions, torch.where(valid, samples, originals))
         rtd_labels = (corrupted != original_input) & (seg > 0)
-        disc = self.discriminator({"src": corrupted, "seg": seg, "rtd_labels": rtd_labels})
-        disc_loss = self.rtd.disc_weight * disc.pop("loss")
-        out["loss"] = out["loss"] + disc_loss if "loss" in out else disc_loss
-        out.update(disc)
         with torch.no_grad():
             out["replaced_frac"] = (rtd_labels.sum() / valid.sum().clamp(min=1)).float()
+        return corrupted, rtd_labels
+
+    @staticmethod
+    def add_loss(out: Dict[str, torch.Tensor], weight: float, result: dict) -> None:
+        """``weight`` x result's loss added to out's; result's metrics logged beside it."""
+        result = dict(result)
+        loss = weight * result.pop("loss")
+        out["loss"] = out["loss"] + loss if "loss" in out else loss
+        out.update(result)
+
+    def forward(self, batch: dict) -> dict:
+        out: Dict[str, torch.Tensor] = {}
+        corrupted, rtd_labels = self.corrupt(batch, out)
+        disc = self.discriminator({"src": corrupted, "seg": batch["seg"], "rtd_labels": rtd_labels})
+        self.add_loss(out, self.rtd.disc_weight, disc)
         return out
 
     # -- export / accounting ---------------------------------------------------------------------
     def discriminator_backbone_state(self) -> Dict[str, torch.Tensor]:
         """The discriminator as an ordinary embedding + encoder state dict (GDES tables summed)."""
-        state = {k: v for k, v in self.discriminator.state_dict().items() if not k.startswith("target.")}
+        kept = tuple(f"target.{name}." for name in self.exported_targets)
+        state = {k: v for k, v in self.discriminator.state_dict().items()
+                 if not k.startswith("target.") or k.startswith(kept)}
         for name, module in self.discriminator.embedding.named_children():
             if isinstance(module, GdesTable):
                 state.pop(f"embedding.{name}.delta")

@@ -10,6 +10,7 @@ from torch import nn
 import uer.encoders  # noqa: F401  (fills ENCODERS)
 from uer.config import ModelConfig, register_validator
 from uer.embeddings import Embedding
+from uer.embeddings.embedding import SharedWordEmbedding
 from uer.errors import ConfigError
 from uer.models.size_check import check_fits_in_memory
 from uer.partitioned import gathered
@@ -61,6 +62,19 @@ class Model(nn.Module):
         if self.target is not None and config.enhanced_mask_decoder and "mlm" in self.target.names:
             self.target._modules["mlm"].bind_encoder(self.encoder)   # EMD re-runs the encoder's last layer
         init_weights(self)
+
+    def use_embedding(self, embedding: Embedding) -> None:
+        """Make ``embedding`` (another model's: a composite's shared tables) this model's input embedding,
+        and point what reads the old one's table at it: the decoder's shared word table
+        (share_embedding) and targets tied to it; their references are plain lists, not submodules."""
+        old, self.embedding = self.embedding, embedding
+        shared_word = self.tgt_embedding._modules.get("word") if self.tgt_embedding is not None else None
+        if isinstance(shared_word, SharedWordEmbedding) and shared_word._owner[0] is old:
+            shared_word._owner[0] = embedding
+        for head in (self.target.children() if self.target is not None else ()):
+            tied = getattr(head, "_embedding", None)
+            if tied and tied[0] is old:
+                tied[0] = embedding
 
     def encode(self, src: torch.Tensor, seg: torch.Tensor, positions: Optional[torch.Tensor] = None) -> torch.Tensor:
         """src, seg: (B, L) -> hidden states (B, L, hidden_size); ``positions``: each token's own
