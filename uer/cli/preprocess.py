@@ -24,8 +24,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_tokenizer_args(parser)
     _add_processing_args(parser)
     _add_seq2seq_args(parser)
+    _add_llm_args(parser)
     _add_masking_args(parser)
     return parser
+
+
+def _add_llm_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("decoder-only LLM processors (llm_pretrain, llm_sft)")
+    group.add_argument("--json_format_corpus", action="store_true",
+                       help="llm_pretrain: every corpus line is a JSON object whose \"text\" is the document "
+                            "(TencentPretrain's flag); llm_sft reads JSONL anyway.")
+    group.add_argument("--document_mask", action="store_true",
+                       help="llm_pretrain: tokens attend only within their own document, positions restart "
+                            "per document, no label across a document boundary.")
+    group.add_argument("--chat_template", default=None,
+                       help="llm_sft: default (<|system|> / <|user|> / <|assistant|> role markers), "
+                            "tencentpretrain (its ' ### Instruction:' / ' ### Response:' prompt), or a JSON file "
+                            "with system/user/assistant format strings (see uer/data/processors/chat_template.py).")
+
+
+def _llm_options(args) -> dict:
+    """The LLM processors' flags, None where not given (store_true flags included)."""
+    return {"json_format_corpus": args.json_format_corpus or None, "document_mask": args.document_mask or None,
+            "chat_template": args.chat_template}
 
 
 def _add_seq2seq_args(parser: argparse.ArgumentParser) -> None:
@@ -127,4 +148,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
                          full_sentences=args.full_sentences, docs_buffer_size=args.docs_buffer_size,
                          masking=masking, tgt_seq_length=args.tgt_seq_length,
                          word_segmenter=args.word_segmenter, user_dict=args.user_dict_path,
-                         processor_options=_processor_options(args, tokenizer))
+                         processor_options={**_processor_options(args, tokenizer), **_llm_options(args)})

@@ -140,7 +140,7 @@ def check_dataset(meta: dict, tokenizer, args, config: ModelConfig, dataset_path
     check_model_fits_processor(config, processor, dataset_path)
 
 
-CAUSAL_PROCESSORS = ("lm", "prefixlm", "glm")
+CAUSAL_PROCESSORS = ("lm", "prefixlm", "glm", "llm_pretrain", "llm_sft")
 
 
 def check_model_fits_processor(config: ModelConfig, processor: str, dataset_path: str) -> None:
@@ -176,6 +176,9 @@ def check_model_fits_processor(config: ModelConfig, processor: str, dataset_path
         raise DataError(f"{dataset_path} was built by the 'prefixlm' processor (a bidirectional prefix, then a causal "
                         f"continuation), but the model config's mask is \"{config.mask}\"; set \"mask\": "
                         "\"causal_with_prefix\"")
+    if processor in ("llm_pretrain", "llm_sft") and config.mask != "causal":
+        raise DataError(f"{dataset_path} was built by the '{processor}' processor for a decoder-only LLM, but the "
+                        f"model config's mask is \"{config.mask}\"; set \"mask\": \"causal\"")
 
 
 def check_glm_model(config: ModelConfig, dataset_path: str) -> None:

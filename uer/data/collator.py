@@ -15,6 +15,7 @@ import torch
 
 import uer.targets  # noqa: F401  (fills TARGETS: each target declares its batch fields)
 from uer.config import MaskingConfig
+from uer.data.documents import DOC_START_STREAM, document_fields
 from uer.errors import ConfigError
 from uer.registry import TARGETS
 from uer.targets.batch_fields import BatchFields, CollateState
@@ -104,6 +105,8 @@ class PretrainCollator:
             word_cont = np.zeros((batch, length), dtype=bool)
             for i, s in enumerate(inputs):
                 word_cont[i, : len(s)] = np.asarray(items[i]["word_cont"])[: len(s)] > 0
+        # Sequences packed from several documents, attending within each (llm_pretrain --document_mask).
+        documents = document_fields(items, inputs, length) if DOC_START_STREAM in items[0] else {}
         state = CollateState(items=items, indices=np.asarray(indices), epoch=epoch, src=src, seg=seg,
                              collator=self, out={}, word_cont=word_cont, tgt=tgts)
         for target in self.target_classes:       # each adds its fields (mlm also corrupts src)
@@ -118,4 +121,5 @@ class PretrainCollator:
         out["src"] = torch.from_numpy(state.src)
         out["seg"] = torch.from_numpy(seg)
         out["tokens"] = torch.tensor(int((seg > 0).sum()))   # real (non-pad) input tokens
+        out.update(documents)
         return out

@@ -28,6 +28,9 @@ from uer.errors import DataError
 TOKEN_DTYPES = ("uint16", "uint32")
 SHARD_NAME = re.compile(r"^shard_\d{5}$")
 ROWS_PER_CHUNK = 1 << 18
+# Streams holding one flag per src token: word_cont (word boundaries), doc_start (llm_pretrain's
+# document starts), loss_mask (llm_sft's trained tokens).
+FLAGS_PER_SRC_TOKEN = ("word_cont", "doc_start", "loss_mask")
 
 
 def _fail(where: str, what: str) -> DataError:
@@ -110,12 +113,14 @@ def check_index(path: str, meta: dict, shard: dict, index: np.ndarray, label_cla
         expected_offset = int(ends[-1]) if len(ends) else expected_offset
         for j in range(n_streams):
             longest[j] = max(longest[j], int(rows[:, 2 * j + 1].max(initial=0)))
-        if "word_cont" in streams:          # one word-boundary flag per src token
-            flags = rows[:, 2 * streams.index("word_cont") + 1]
+        for flag_stream in FLAGS_PER_SRC_TOKEN:
+            if flag_stream not in streams:
+                continue
+            flags = rows[:, 2 * streams.index(flag_stream) + 1]
             tokens = rows[:, 2 * streams.index("src") + 1]
             if (flags != tokens).any():
                 bad = int(np.argmax(flags != tokens))
-                raise _fail(file, f"instance {bad + start} has {int(flags[bad])} word_cont flags for "
+                raise _fail(file, f"instance {bad + start} has {int(flags[bad])} {flag_stream} flags for "
                                   f"{int(tokens[bad])} src tokens")
         for j, field in enumerate(fields):
             values = rows[:, 2 * n_streams + j]
@@ -134,7 +139,7 @@ def check_index(path: str, meta: dict, shard: dict, index: np.ndarray, label_cla
 def check_lengths(meta_path: str, meta: dict, longest: List[int], extra_tokens: int = 0) -> None:
     """``extra_tokens``: what the processor stores beyond seq_length (lm: the shifted target's one)."""
     for stream, length in zip(meta["streams"], longest):
-        aligned_with_src = stream in ("src", "word_cont")      # word_cont: one flag per src token
+        aligned_with_src = stream == "src" or stream in FLAGS_PER_SRC_TOKEN
         limit = meta.get("seq_length") if aligned_with_src else meta.get("tgt_seq_length") or meta.get("seq_length")
         if isinstance(limit, int) and length > limit + extra_tokens:
             raise _fail(meta_path, f"an instance of stream '{stream}' has {length} tokens, more than the "

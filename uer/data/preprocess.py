@@ -22,7 +22,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -219,19 +219,21 @@ def _init_worker(processor: Processor, tokenizer, seed: int, dup_factor: int) ->
     _WORKER.update(processor=processor, tokenizer=tokenizer, seed=seed, dup_factor=dup_factor)
 
 
-def _process_block(block: Block) -> list:
+def _process_block(block: Block) -> Tuple[list, Dict[str, int]]:
     """Tokenize a block once, then build its instances for every dup round (each with its own
-    RNG); sequential processors return token segments for the main process to pack instead."""
+    RNG); sequential processors return token segments for the main process to pack instead.
+    Also returns the examples the processor set aside, by reason (``Tokenized.skipped``)."""
     index, docs = block
     processor: Processor = _WORKER["processor"]
     tokenized = processor.tokenize(docs, _WORKER["tokenizer"])
+    skipped = dict(getattr(tokenized, "skipped", {}))
     if processor.sequential:
-        return processor.segments(tokenized)
+        return processor.segments(tokenized), skipped
     instances: List[Instance] = []
     for dup_round in range(_WORKER["dup_factor"]):
         rng = np.random.default_rng([_WORKER["seed"], index, dup_round])
         instances.extend(processor.build(tokenized, rng))
-    return instances
+    return instances, skipped
 
 
 def _map_in_order(blocks: Iterator[Block], init_args: tuple, processes_num: int) -> Iterator[list]:
@@ -285,8 +287,11 @@ def _run(corpus_path: str, processor: Processor, tokenizer, writer: DatasetWrite
     packers = [processor.packer() for _ in range(opts.dup_factor)] if processor.sequential else []
     for dup_round, packer in enumerate(packers):
         packer.skip(dup_round * packer.chunk_len // opts.dup_factor)
+    skipped: Dict[str, int] = {}
     with bar, contextlib.closing(results):
-        for result in results:
+        for result, block_skipped in results:
+            for reason, count in block_skipped.items():
+                skipped[reason] = skipped.get(reason, 0) + count
             if packers:
                 for packer in packers:
                     _write(writer, (inst for segment in result for inst in packer.feed(segment)))
@@ -295,6 +300,11 @@ def _run(corpus_path: str, processor: Processor, tokenizer, writer: DatasetWrite
             bar.set_postfix(docs=counter[0], instances=writer.instances, refresh=False)
         for packer in packers:
             _write(writer, packer.flush())
+    if skipped:
+        writer.extra_meta["skipped"] = skipped
+        logger.warning("preprocess: %d example(s) of %s set aside by the %s processor: %s (see its documentation "
+                       "for the rule; recorded in meta.json as \"skipped\")", sum(skipped.values()), corpus_path,
+                       processor.name, ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items())))
     return counter[0]
 
 

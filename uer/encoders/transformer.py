@@ -129,14 +129,15 @@ class TransformerEncoder(nn.Module):
         return Positions(positions, cache.positions)
 
     def forward(self, emb: torch.Tensor, seg: torch.Tensor, cache: Optional[EncoderCache] = None,
-                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+                positions: Optional[torch.Tensor] = None, documents: Optional[torch.Tensor] = None) -> torch.Tensor:
         """emb: (B, L, emb_size); seg: (B, L) with 0 at padding -> hidden (B, L, hidden_size).
+        ``documents`` (B, L): the document of each token of a packed sequence; attention stays within it.
         ``cache`` (``new_cache()``): the L tokens follow ``cache.length`` cached ones; updated in place.
         ``positions`` (B, L): each token's position for rotary / ALiBi (left-padded prompts count real
         tokens only); None: 0.. L - 1 after the cached tokens."""
         token_positions = self._positions(positions, emb.size(0), emb.size(1), emb.device, cache)
         if cache is None:
-            mask = build_attention_mask(self.mask_kind, seg)
+            mask = build_attention_mask(self.mask_kind, seg, documents)
         else:
             mask = cached_causal_mask(seg > 0, cache.keep)
             cache.keep = seg > 0 if cache.keep is None else torch.cat([cache.keep, seg > 0], dim=1)

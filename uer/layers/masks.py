@@ -17,9 +17,14 @@ class AttentionMask:
     is_causal: bool = False
 
 
-def build_attention_mask(kind: str, seg: torch.Tensor) -> AttentionMask:
+def build_attention_mask(kind: str, seg: torch.Tensor, documents: Optional[torch.Tensor] = None) -> AttentionMask:
     """``seg``: (B, L) segment ids with 0 at padding.  ``kind``: fully_visible | causal |
-    causal_with_prefix (segment 1 is the prefix, visible to every position)."""
+    causal_with_prefix (segment 1 is the prefix, visible to every position).  ``documents`` (B, L):
+    the document each token belongs to (sequences packed from several documents, llm_pretrain
+    --document_mask); a key of another document is never visible.  This needs a dense mask, so SDPA
+    cannot take its flash (is_causal) path."""
+    if documents is not None:
+        return _within_documents(kind, seg, documents)
     keep = seg > 0                                      # (B, L) real tokens
     has_padding = not bool(keep.all())
     length = seg.size(1)
@@ -41,3 +46,17 @@ def build_attention_mask(kind: str, seg: torch.Tensor) -> AttentionMask:
     # so softmax never divides by zero.  Its output is ignored downstream.
     eye = torch.eye(length, dtype=torch.bool, device=seg.device)[None, None]
     return AttentionMask(mask | eye)
+
+
+def _within_documents(kind: str, seg: torch.Tensor, documents: torch.Tensor) -> AttentionMask:
+    """``kind``'s mask, restricted to keys of the query's own document."""
+    full = build_attention_mask(kind, seg)
+    length = seg.size(1)
+    if full.attn_mask is not None:
+        mask = full.attn_mask
+    else:                                               # no padding: None or is_causal
+        mask = torch.ones(length, length, dtype=torch.bool, device=seg.device)
+        mask = (mask.tril() if full.is_causal else mask)[None, None]
+    same = documents[:, None, :, None] == documents[:, None, None, :]      # (B, 1, L, L)
+    eye = torch.eye(length, dtype=torch.bool, device=seg.device)[None, None]
+    return AttentionMask((mask & same) | eye)

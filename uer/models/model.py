@@ -76,10 +76,14 @@ class Model(nn.Module):
             if tied and tied[0] is old:
                 tied[0] = embedding
 
-    def encode(self, src: torch.Tensor, seg: torch.Tensor, positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def encode(self, src: torch.Tensor, seg: torch.Tensor, positions: Optional[torch.Tensor] = None,
+               documents: Optional[torch.Tensor] = None) -> torch.Tensor:
         """src, seg: (B, L) -> hidden states (B, L, hidden_size); ``positions``: each token's own
         position ids for the position embedding (GLM's (B, 2, L) 2D positions)."""
-        return self.encoder(self.embedding(src, seg, positions=positions), seg)
+        emb = self.embedding(src, seg, positions=positions)
+        if documents is not None:       # (B, L) packed documents (llm_pretrain --document_mask)
+            return self.encoder(emb, seg, documents=documents)
+        return self.encoder(emb, seg)
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, seg: torch.Tensor,
                tgt_seg: Optional[torch.Tensor] = None, cache=None) -> torch.Tensor:
@@ -99,7 +103,7 @@ class Model(nn.Module):
         if self.target is None:
             raise RuntimeError("this model was built without targets (with_target=False): call "
                                "encode(src, seg) for hidden states")
-        hidden = self.encode(batch["src"], batch["seg"], batch.get("positions"))
+        hidden = self.encode(batch["src"], batch["seg"], batch.get("positions"), documents=batch.get("doc_ids"))
         if self.decoder is not None:
             tgt_seg = batch.get("tgt_seg")
             hidden = self.decode(batch["tgt_in"], hidden, batch["seg"], tgt_seg)

@@ -34,6 +34,10 @@ class LmTarget(BatchFields, nn.Module):
             labels[i, : len(following)] = following
             if "seg_a_len" in item:
                 labels[i, : max(int(item["seg_a_len"]) - 1, 0)] = -100
+            if "loss_mask" in item:       # llm_sft: only response tokens (and their end token) are predicted
+                labels[i, : len(following)][np.asarray(item["loss_mask"])[1:] == 0] = -100
+            if "doc_start" in item:       # llm_pretrain --document_mask: no label across a document boundary
+                labels[i, : len(following)][np.asarray(item["doc_start"])[1:] > 0] = -100
         state.out["lm_labels"] = torch.from_numpy(labels)
 
     def __init__(self, config: ModelConfig, embedding: nn.Module):

@@ -6,6 +6,7 @@ Importing this package registers every processor; :func:`build_processor` builds
 from typing import Optional
 
 from uer.data.processors.base import Doc, Instance, Packer, Processor, truncate_seq_pair
+from uer.data.processors import llm_pretrain, llm_sft  # noqa: F401  (registration)
 from uer.data.processors import albert, bert, cls, lm, mlm  # noqa: F401  (registration)
 from uer.data.processors import bart, gsg, mt, prefixlm, t5  # noqa: F401  (registration)
 from uer.data.processors import glm, ul2  # noqa: F401  (registration)

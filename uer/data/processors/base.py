@@ -113,6 +113,19 @@ class Processor:
         return src, (len(tokens_a) + 2, int(label))
 
 
+class Tokenized(list):
+    """What :meth:`Processor.tokenize` returns when it sets examples aside: the list, plus
+    ``skipped`` {reason: count}; the pipeline sums the counts into meta.json ("skipped") and reports
+    them, so a dropped example is never silent."""
+
+    def __init__(self, items=()):
+        super().__init__(items)
+        self.skipped: Dict[str, int] = {}
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
 def encode_ids(tokenizer, text: str) -> List[int]:
     return [int(i) for i in tokenizer.encode(text)]
 
