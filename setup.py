@@ -41,6 +41,8 @@ setup(
         "uer-infer-c3=uer.cli.choice_scripts:c3_infer",
         "uer-finetune-chid=uer.cli.choice_scripts:chid_finetune",
         "uer-infer-chid=uer.cli.choice_scripts:chid_infer",
+        "uer-finetune-text2text=uer.cli.text2text:finetune_main",
+        "uer-infer-text2text=uer.cli.text2text:infer_main",
         "uer-finetune-classifier-mt=uer.cli.classifier_variants:mt_finetune",
         "uer-infer-classifier-mt=uer.cli.classifier_variants:mt_infer",
         "uer-finetune-classifier-cv=uer.cli.classifier_variants:cv_finetune",
