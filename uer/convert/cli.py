@@ -15,7 +15,10 @@ TencentPretrain checkpoint + config.json <-> uer checkpoint + config.
 GPT-2 / RoBERTa byte-level BPE tokenizers travel as vocab.json + merges.txt: --output_vocab_path and
 --output_merges_path copy them out of a Hugging Face directory (use them with --tokenizer bpe
 --vocab_path ... --merges_path ...); --vocab_path vocab.json --merges_path merges.txt write them,
-with a tokenizer_config.json naming GPT2Tokenizer or RobertaTokenizer, into one.
+with a tokenizer_config.json naming GPT2Tokenizer or RobertaTokenizer, into one.  A byte-level BPE
+tokenizer.json (LLaMA-3, Qwen2, SmolLM, BLOOM directories) becomes the same two files, its rules kept
+in merges.txt's first line (uer/convert/hf_tokenizer.py), and goes back as tokenizer.json; a LLaMA-1/2
+or Mistral tokenizer.model travels as it is (--output_spm_model_path / --spm_model_path).
 """
 
 import argparse
@@ -23,7 +26,7 @@ import json
 import logging
 import os
 import shutil
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 
 from uer.cli.common import cli_entry, str_to_bool
@@ -39,14 +42,21 @@ logger = logging.getLogger("uer")
 
 # Every file --to hf may write into --output_dir.
 HF_DIR_FILES = ("config.json", "model.safetensors", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
-                "tokenizer_config.json")
+                "tokenizer_config.json", "tokenizer.json", "tokenizer.model")
 UER_OUTPUTS = [Output("output_model_path"), Output("output_config_path"), Output("output_vocab_path"),
                Output("output_merges_path"), Output("output_spm_model_path")]
 
 HF_VOCABS = {"vocab.txt": "WordPiece vocabulary", "spiece.model": "SentencePiece model",
-             "sentencepiece.bpe.model": "SentencePiece model", "vocab.json": "byte-level BPE vocabulary"}
+             "sentencepiece.bpe.model": "SentencePiece model", "tokenizer.model": "SentencePiece model",
+             "vocab.json": "byte-level BPE vocabulary", "tokenizer.json": "tokenizers file"}
+SPM_FILES = ("spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 # The Hugging Face tokenizer class of a byte-level BPE directory, by converter family.
 BPE_TOKENIZER_CLASSES = {"gpt2": "GPT2Tokenizer", "roberta": "RobertaTokenizer"}
+# Families whose byte-level BPE lives in tokenizer.json (read even beside a vocab.json + merges.txt, which
+# lack its added tokens and pattern), and those whose SentencePiece model is a tokenizer.model.
+TOKENIZER_JSON_FAMILIES = ("llama", "mistral", "qwen2", "bloom")
+SPM_TOKENIZER_CLASSES = {"albert": ("spiece.model", "AlbertTokenizer"), "llama": ("tokenizer.model", "LlamaTokenizer"),
+                         "mistral": ("tokenizer.model", "LlamaTokenizer")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,15 +125,37 @@ def _copy(src: str, dst: str) -> None:
         shutil.copyfile(src, tmp)
 
 
+def _reads_tokenizer_json(input_dir: str) -> bool:
+    """Whether the byte-level BPE to carry is the directory's tokenizer.json (not vocab.json + merges.txt)."""
+    def has(name: str) -> bool:
+        return os.path.isfile(os.path.join(input_dir, name))
+
+    if not has("tokenizer.json") or has("vocab.txt"):
+        return False
+    if not (has("vocab.json") and has("merges.txt")):
+        return True
+    from uer.convert.hf_files import read_config
+    return read_config(input_dir).get("model_type") in TOKENIZER_JSON_FAMILIES
+
+
 def _tokenizer_copies(input_dir: str, vocab: Optional[str], merges: Optional[str],
-                      spm_model: Optional[str]) -> List[Tuple[str, str]]:
-    """(source file in the directory, destination) for each tokenizer file asked for; checked before
-    anything is written, so a wrong request leaves no half-converted output."""
+                      spm_model: Optional[str]) -> Tuple[List[Tuple[str, str]], Optional[Callable[[], None]]]:
+    """(source file in the directory, destination) for each tokenizer file asked for, and the writer of
+    the bpe files converted from a tokenizer.json; checked before anything is written, so a wrong request
+    leaves no half-converted output."""
     def has(name: str) -> bool:
         return os.path.isfile(os.path.join(input_dir, name))
 
     present = [n for n in HF_VOCABS if has(n)] + (["merges.txt"] if has("merges.txt") else [])
     holds = f"(it has {', '.join(present) or 'no tokenizer files'})"
+    if (vocab or merges) and _reads_tokenizer_json(input_dir):
+        if not (vocab and merges):
+            raise ConfigError(f"{input_dir} holds a byte-level BPE tokenizer (tokenizer.json): pass both "
+                              "--output_vocab_path (vocab.json) and --output_merges_path (merges.txt)")
+        from uer.convert.hf_tokenizer import read_tokenizer_json, write_bpe_files
+        files = read_tokenizer_json(input_dir)
+        copies, _ = _tokenizer_copies(input_dir, None, None, spm_model)
+        return copies, lambda: write_bpe_files(files, vocab, merges)
     bpe = not has("vocab.txt") and has("vocab.json")
     copies = []
     if vocab:
@@ -141,26 +173,29 @@ def _tokenizer_copies(input_dir: str, vocab: Optional[str], merges: Optional[str
             raise ConfigError("--output_merges_path needs --output_vocab_path (where vocab.json goes)")
         copies.append(("merges.txt", merges))
     if spm_model:
-        found = [n for n in ("spiece.model", "sentencepiece.bpe.model") if has(n)]
+        found = [n for n in SPM_FILES if has(n)]
         if not found:
-            hint = "; for its byte-level BPE use --output_vocab_path and --output_merges_path" if bpe else ""
-            raise DataError(f"--output_spm_model_path: {input_dir} has no spiece.model or "
-                            f"sentencepiece.bpe.model to copy {holds}{hint}")
+            hint = "; for its byte-level BPE use --output_vocab_path and --output_merges_path" \
+                if bpe or has("tokenizer.json") else ""
+            raise DataError(f"--output_spm_model_path: {input_dir} has no {', '.join(SPM_FILES)} to copy "
+                            f"{holds}{hint}")
         copies.append((found[0], spm_model))
-    return copies
+    return copies, None
 
 
 def convert_hf_to_uer(input_dir: str, output_model_path: str, output_config_path: Optional[str] = None,
                       output_vocab_path: Optional[str] = None, output_spm_model_path: Optional[str] = None,
                       architecture: Optional[str] = None, discard=(), weights_path: Optional[str] = None,
                       output_merges_path: Optional[str] = None) -> Converted:
-    copies = _tokenizer_copies(input_dir, output_vocab_path, output_merges_path, output_spm_model_path)
+    copies, write_bpe = _tokenizer_copies(input_dir, output_vocab_path, output_merges_path, output_spm_model_path)
     result = hf_to_uer(input_dir, architecture, discard, weights_path)
     save_uer_state(result.state, output_model_path)
     config_path = output_config_path or os.path.splitext(output_model_path)[0] + ".json"
     save_config(result.config, config_path)
     for name, dst in copies:
         _copy(os.path.join(input_dir, name), dst)
+    if write_bpe is not None:
+        write_bpe()
     for note in result.notes:
         logger.info("note: %s", note)
     logger.info("%s (%s) -> %s + %s [%s model, %d tensors]", input_dir, result.variant.hf_class,
@@ -168,11 +203,16 @@ def convert_hf_to_uer(input_dir: str, output_model_path: str, output_config_path
     return result
 
 
-def _special_ids(vocab_path: Optional[str], spm_model_path: Optional[str], merges_path: Optional[str] = None):
+def _special_ids(vocab_path: Optional[str], spm_model_path: Optional[str], merges_path: Optional[str] = None,
+                 family: str = ""):
     from uer.data.vocab import Vocab
     if merges_path:
         from uer.data.tokenizers import build_tokenizer
-        vocab = build_tokenizer("bpe", vocab_path, merges_path=merges_path).vocab
+        tokenizer = build_tokenizer("bpe", vocab_path, merges_path=merges_path)
+        vocab = tokenizer.vocab
+        if tokenizer.named_special is not None:        # from a tokenizer.json: the tokens it named
+            return len(vocab), {f"{k}_token_id": vocab.token_to_id(t) for k, t in tokenizer.named_special.items()
+                                if k in ("bos", "eos", "pad") and t in vocab}
         if vocab.special.cls == vocab.special.pad:      # GPT-2: <|endoftext|> starts and ends texts
             return len(vocab), {"bos_token_id": vocab.cls_id, "eos_token_id": vocab.sep_id}
         special = {"pad_token_id": vocab.pad_id, "bos_token_id": vocab.cls_id, "eos_token_id": vocab.sep_id}
@@ -184,7 +224,20 @@ def _special_ids(vocab_path: Optional[str], spm_model_path: Optional[str], merge
     else:
         return None, {}
     special = {"pad_token_id": vocab.pad_id} if vocab.pad_id is not None else {}
+    if family in TOKENIZER_JSON_FAMILIES:        # LLaMA's <s> / </s> start and end texts
+        special.update({k: v for k, v in (("bos_token_id", vocab.cls_id), ("eos_token_id", vocab.sep_id))
+                        if v is not None})
     return len(vocab), special
+
+
+def _spm_special_tokens(spm_model_path: str):
+    """LLaMA's tokenizer_config.json entries: the model's <s> / </s> / <unk>, a start token before texts."""
+    from uer.data.vocab import Vocab
+    vocab = Vocab.from_spm(spm_model_path)
+    named = {"bos_token": vocab.special.cls, "eos_token": vocab.special.sep, "unk_token": vocab.special.unk}
+    out = {k: v for k, v in named.items() if v in vocab}
+    out.update({"add_bos_token": "bos_token" in out, "add_eos_token": False})
+    return out
 
 
 def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, architecture: str,
@@ -193,7 +246,9 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
     if merges_path and not vocab_path:
         raise ConfigError("--merges_path needs --vocab_path (the vocab.json it belongs to)")
     config = load_config(config_path)
-    vocab_size, special = _special_ids(vocab_path, spm_model_path, merges_path)
+    from uer.convert.api import resolve_architecture
+    family = resolve_architecture(architecture)[0].family
+    vocab_size, special = _special_ids(vocab_path, spm_model_path, merges_path, family)
     if vocab_size is not None:
         if config.vocab_size and config.vocab_size != vocab_size:
             raise ConfigError(f"{config_path} says vocab_size {config.vocab_size} but the vocabulary "
@@ -208,12 +263,21 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
     if names is not None and len(names) != config.labels_num:
         names = None
     result = uer_to_hf(state, config, architecture, discard, special, label_names=names, head=info.get("head"))
-    if merges_path and result.family not in BPE_TOKENIZER_CLASSES:
+    bpe_families = tuple(BPE_TOKENIZER_CLASSES) + TOKENIZER_JSON_FAMILIES
+    if merges_path and result.family not in bpe_families:
         raise ConfigError(f"--merges_path: {result.family} directories have no byte-level BPE tokenizer "
-                          f"(only {', '.join(BPE_TOKENIZER_CLASSES)}); drop --merges_path")
+                          f"(only {', '.join(bpe_families)}); drop --merges_path")
+    if spm_model_path and result.family not in SPM_TOKENIZER_CLASSES:
+        raise ConfigError(f"--spm_model_path: only {', '.join(SPM_TOKENIZER_CLASSES)} directories take a uer "
+                          f"SentencePiece model; {result.family} tokenizers number their pieces differently")
     write_dir(output_dir, result.hf_config, result.state)
     tokenizer = {}
-    if merges_path:
+    if merges_path and result.family in TOKENIZER_JSON_FAMILIES:
+        from uer.convert.hf_tokenizer import tokenizer_json_from_bpe
+        data, named = tokenizer_json_from_bpe(vocab_path, merges_path)
+        atomic_write_text(os.path.join(output_dir, "tokenizer.json"), json.dumps(data, ensure_ascii=False) + "\n")
+        tokenizer = {"tokenizer_class": "PreTrainedTokenizerFast", **named}
+    elif merges_path:
         _copy(vocab_path, os.path.join(output_dir, "vocab.json"))
         _copy(merges_path, os.path.join(output_dir, "merges.txt"))
         tokenizer = {"tokenizer_class": BPE_TOKENIZER_CLASSES[result.family], "add_prefix_space": False}
@@ -221,11 +285,10 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
         _copy(vocab_path, os.path.join(output_dir, "vocab.txt"))
         tokenizer = {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case}
     elif spm_model_path:
-        if result.family != "albert":
-            raise ConfigError(f"--spm_model_path: only ALBERT directories take a uer SentencePiece model "
-                              f"(spiece.model); {result.family} tokenizers number their pieces differently")
-        _copy(spm_model_path, os.path.join(output_dir, "spiece.model"))
-        tokenizer = {"tokenizer_class": "AlbertTokenizer", "do_lower_case": do_lower_case}
+        name, tokenizer_class = SPM_TOKENIZER_CLASSES[result.family]
+        _copy(spm_model_path, os.path.join(output_dir, name))
+        tokenizer = {"tokenizer_class": tokenizer_class, "do_lower_case": do_lower_case} if result.family == "albert" \
+            else {"tokenizer_class": tokenizer_class, **_spm_special_tokens(spm_model_path)}
     if tokenizer:
         tokenizer["model_max_length"] = config.max_seq_length
         atomic_write_text(os.path.join(output_dir, "tokenizer_config.json"), json.dumps(tokenizer, indent=2) + "\n")
