@@ -16,11 +16,17 @@ def require_checkpoint(weights_path: str) -> None:
 
 def load_generative_model(weights_path: str, config: ModelConfig, seq2seq: bool):
     from uer.models import build_model
+    from uer.models.pretrained import backbone_config, backbone_source
     require_checkpoint(weights_path)
     script = "scripts/generate_seq2seq.py" if seq2seq else "scripts/generate_lm.py"
-    if config.pretrainer:
-        raise ConfigError(f"{weights_path} is a composite '{config.pretrainer}' checkpoint; {script} needs a "
-                          "language model (a config whose \"target\" includes \"lm\")")
+    # A composite checkpoint (metro) generates with the model it exports, when that is a language model.
+    composite = config if config.pretrainer else None
+    if composite is not None:
+        config = backbone_config(composite)
+        if "lm" not in config.target:
+            raise ConfigError(f"{weights_path} is a composite '{composite.pretrainer}' checkpoint whose exported model has "
+                              f"targets {config.target}; {script} needs a language model (a config whose "
+                              "\"target\" includes \"lm\", or \"pretrainer\": \"metro\")")
     if "lm" not in config.target:
         raise ConfigError(f"the model config of {weights_path} has targets {config.target}; {script} needs a "
                           "language model (a config whose \"target\" includes \"lm\")")
@@ -33,7 +39,8 @@ def load_generative_model(weights_path: str, config: ModelConfig, seq2seq: bool)
     if not seq2seq and config.mask != "causal":
         raise ConfigError(f"the model config of {weights_path} has \"mask\": \"{config.mask}\"; {script} "
                           "continues text with a causal LM (\"mask\": \"causal\", e.g. GPT-2)")
-    state = read_weights(weights_path)
+    state = backbone_source(composite, weights_path) if composite is not None else weights_path
+    state = read_weights(state) if isinstance(state, str) else state
     others = tuple(f"target.{name}." for name in config.target if name != "lm")
     config.target = ["lm"]
     model = build_model(config)
