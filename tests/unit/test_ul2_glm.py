@@ -231,8 +231,16 @@ def test_glm_mask_is_bidirectional_on_part_a_and_causal_on_part_b(vocab):
 
 def test_glm_collated_batch_every_span_opens_with_sop_and_ends_with_eop(vocab):
     _, items, batch = glm_batch(vocab, count=200)
-    src, seg, labels, positions = batch["src"], batch["seg"], batch["lm_labels"], batch["positions"]
+    src, seg, positions = batch["src"], batch["seg"], batch["positions"]
     assert positions.shape == (200, 2, src.shape[1])
+    # The lm target predicts Part B alone: its positions and labels, compact, spread back out here.
+    part_b = (seg == 2).sum(1)
+    assert batch["lm_positions"].shape == batch["lm_labels"].shape == (200, int(part_b.max()))
+    labels = torch.full_like(src, -100)
+    for i in range(200):
+        given = batch["lm_labels"][i] != -100
+        assert int(given.sum()) == int(part_b[i])
+        labels[i, batch["lm_positions"][i][given]] = batch["lm_labels"][i][given]
     out_of_order = multi = 0
     for i in range(200):
         a = int((seg[i] == 1).sum())
@@ -282,8 +290,14 @@ def test_glm_model_part_a_never_sees_part_b_and_positions_matter(vocab):
     _, items, batch = glm_batch(vocab, count=4)
     with torch.no_grad():
         loss = model(batch)["loss"]
-        assert torch.isfinite(loss)
         hidden = model.encode(batch["src"], batch["seg"], batch["positions"])
+        # The loss over the gathered Part B positions is the loss over every position with Part A ignored.
+        full = torch.full_like(batch["src"], -100)
+        full.scatter_(1, batch["lm_positions"], batch["lm_labels"])
+        full[:, 0] = -100                      # where padded slots (position 0, label -100) were written
+        logits = model.target._modules["lm"].logits(hidden)
+        expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), full.flatten(), ignore_index=-100)
+        assert torch.isfinite(loss) and torch.allclose(loss, expected, atol=1e-5)
         changed = batch["src"].clone()
         a = int((batch["seg"][0] == 1).sum())
         changed[0, a + 1:] = 100                                        # rewrite Part B

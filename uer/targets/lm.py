@@ -9,6 +9,23 @@ from uer.targets.batch_fields import BatchFields, collate_decoder_fields
 from uer.targets.metrics import accuracy
 
 
+def collate_given_labels(state) -> None:
+    """Instances with their own ``lm_labels`` aligned with the input (GLM: -100 on Part A) are predicted
+    only where a label is given: ``lm_positions`` (B, K) those positions, ``lm_labels`` (B, K) their
+    labels, K the most any instance has (-100 beyond).  Picked here on the host, so the vocabulary
+    projection, the costliest step of a small model, runs on Part B alone without a device sync."""
+    given = [np.asarray(item["lm_labels"]) for item in state.items]
+    rows = [np.flatnonzero(labels != -100) for labels in given]
+    count = max(1, max(len(r) for r in rows))
+    positions = np.zeros((len(rows), count), dtype=np.int64)
+    labels = np.full((len(rows), count), -100, dtype=np.int64)
+    for i, (row, own) in enumerate(zip(rows, given)):
+        positions[i, : len(row)] = row
+        labels[i, : len(row)] = own[row]
+    state.out["lm_positions"] = torch.from_numpy(positions)
+    state.out["lm_labels"] = torch.from_numpy(labels)
+
+
 @TARGETS.register("lm")
 class LmTarget(BatchFields, nn.Module):
     """Next-token prediction over every position (``lm_labels`` (B, L), -100 where ignored)."""
@@ -24,12 +41,11 @@ class LmTarget(BatchFields, nn.Module):
         if state.tgt is not None:
             collate_decoder_fields(state)
             return
+        if "lm_labels" in state.items[0]:
+            collate_given_labels(state)
+            return
         labels = np.full(state.src.shape, -100, dtype=np.int64)
         for i, item in enumerate(state.items):
-            if "lm_labels" in item:       # made by the noiser, aligned with the input (GLM's Part B)
-                own = np.asarray(item["lm_labels"])
-                labels[i, : len(own)] = own
-                continue
             following = np.asarray(item["src"])[1:]
             labels[i, : len(following)] = following
             if "seg_a_len" in item:
@@ -62,6 +78,9 @@ class LmTarget(BatchFields, nn.Module):
 
     def forward(self, hidden: torch.Tensor, batch: dict) -> dict:
         labels = batch["lm_labels"]
+        if "lm_positions" in batch:      # only the predicted positions (collate_given_labels)
+            positions = batch["lm_positions"]
+            hidden = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
         logits = self.logits(hidden)
         loss = F.cross_entropy(logits.reshape(-1, self.vocab_size).float(), labels.reshape(-1),
                                ignore_index=-100)
