@@ -29,6 +29,7 @@ from uer.models.weights import load_weights
 from uer.partitioned import full_numel, has_partitioned_parameters
 from uer.training.checkpoint import CheckpointManager
 from uer.training.device import peak_tflops
+from uer.training.flops import BatchFlops
 from uer.training.metrics import MetricsLog
 from uer.training.optim import OPTIMIZERS
 from uer.training.run_lock import lock_output
@@ -82,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--activation_checkpointing", action="store_true",
                    help="Recompute transformer layers in backward to save memory.")
     t.add_argument("--peak_tflops", type=float, default=0.0,
-                   help="Peak TFLOP/s of one device, to report MFU (0: auto for known GPUs).")
+                   help="Peak TFLOP/s of one device at the run's precision, the MFU denominator (0: the "
+                        "UER_PEAK_TFLOPS environment variable, else the table of known GPUs; none on a CPU).")
     t.add_argument("--seq_length", type=int, default=None,
                    help="Checked against the dataset (sequence length is fixed by preprocess.py).")
     t.add_argument("--data_processor", default=None, help="Checked against the dataset's processor.")
@@ -356,8 +358,7 @@ def pretrain(args, given: set, lora, freeze, device, world_size: int, ds_config,
                logger=logger)
     # FLOPs per token are linear in the sequence length; measured on the whole model now, since
     # ZeRO-3 leaves each rank only its partition of the parameters.
-    flops_0, flops_1 = model.flops_per_token(0, config.masking.mask_prob), \
-        model.flops_per_token(1, config.masking.mask_prob)
+    batch_flops = BatchFlops.of_model(model, config.masking.mask_prob)
     params = sum(full_numel(p) for p in model.parameters())
     engine = build_engine(args, model, device, ds_config, own_optimizer)
 
@@ -418,9 +419,9 @@ def pretrain(args, given: set, lora, freeze, device, world_size: int, ds_config,
                       TrainerConfig(total_steps=args.total_steps, accumulation_steps=args.accumulation_steps,
                                     report_steps=args.report_steps, save_checkpoint_steps=args.save_checkpoint_steps,
                                     num_workers=args.num_workers,
-                                    peak_tflops=args.peak_tflops or peak_tflops(device)),
+                                    peak_tflops=peak_tflops(device, engine.precision, args.peak_tflops)),
                       checkpoints=checkpoints, metrics=metrics,
-                      flops_per_token=lambda L: flops_0 + (flops_1 - flops_0) * L,
+                      batch_flops=batch_flops,
                       run_info=run_info, on_start=start_outputs)
     if state is not None:
         trainer.restore(state)

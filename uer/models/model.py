@@ -113,18 +113,35 @@ class Model(nn.Module):
     def flops_per_token(self, seq_len: int, predicted_fraction: float = 0.15) -> float:
         """Training FLOPs (forward + backward) per input token: 6 x matrix parameters used per token,
         plus attention scores/values (12 x layers x hidden x seq_len, as in the PaLM appendix), plus
-        the target heads (MLM heads only run at the predicted fraction of positions)."""
+        the target heads (MLM heads only run at the predicted fraction of positions).  An
+        encoder-decoder model is counted as if the target were as long as the source; the Trainer
+        uses the split below (uer.training.flops.BatchFlops), with each side's own tokens and length."""
+        return (self.encoder_flops_per_token(seq_len, predicted_fraction)
+                + self.decoder_flops_per_token(seq_len, seq_len, predicted_fraction))
+
+    def encoder_flops_per_token(self, seq_len: int, predicted_fraction: float = 0.15) -> float:
+        """Per source token: the encoder over ``seq_len`` positions, plus the target heads unless a
+        decoder carries them."""
         c = self.config
         dense = 6.0 * self.encoder.matmul_params_per_token()
         attention = 12.0 * c.layers_num * c.heads_num * c.head_size * seq_len
-        if self.decoder is not None:   # counted as if the target were as long as the source
-            dense += 6.0 * self.decoder.matmul_params_per_token()
-            attention += 2 * 12.0 * len(self.decoder.layers) * c.hidden_size * seq_len   # self + cross
-        heads = 0.0
-        if self.target is not None:
-            for name in self.target.names:
-                heads += self.target._modules[name].flops_per_token(c, predicted_fraction)
-        return dense + attention + heads
+        return dense + attention + (self._head_flops(c, predicted_fraction) if self.decoder is None else 0.0)
+
+    def decoder_flops_per_token(self, tgt_len: int, src_len: int, predicted_fraction: float = 0.15) -> float:
+        """Per target token of an encoder-decoder model (0 without a decoder): the decoder's matrices,
+        causal self-attention over ``tgt_len`` and cross-attention over ``src_len`` positions, and the
+        heads over the target vocabulary."""
+        if self.decoder is None:
+            return 0.0
+        c = self.config
+        dense = 6.0 * self.decoder.matmul_params_per_token()
+        attention = 12.0 * len(self.decoder.layers) * c.hidden_size * (tgt_len + src_len)   # self + cross
+        return dense + attention + self._head_flops(target_side_config(c), predicted_fraction)
+
+    def _head_flops(self, config: ModelConfig, predicted_fraction: float) -> float:
+        if self.target is None:
+            return 0.0
+        return sum(self.target._modules[name].flops_per_token(config, predicted_fraction) for name in self.target.names)
 
 
 def plain_config(config: ModelConfig, **changes) -> ModelConfig:

@@ -4,6 +4,9 @@ An engine owns the model, optimizer, scheduler, precision and — when there is 
 process — the communication between them.  The Trainer calls only:
 
     forward(batch) -> dict        backward(loss)        step() -> (grad_norm, skipped)
+                                  each a Python number or a 0-dim tensor, possibly still on the
+                                  device: the Trainer reads them at its next log step, so an
+                                  engine need not (and the local engine does not) sync per step
     to_device(batch)   learning_rate()   state_dict() / load_state_dict()
     reduce_mean(values)            mean of logged scalars over the ranks (collective)
     gather(obj) -> list            one object per rank (collective)
@@ -15,7 +18,8 @@ process — the communication between them.  The Trainer calls only:
     weights_finite() -> bool       no NaN/inf in any rank's weights (collective; before each save)
 
 and reads ``model`` (the unwrapped module, whose state_dict keys are the uer names), ``rank``,
-``world_size``, ``is_main`` and ``skipped_steps``.  Collective calls are made by every rank at
+``world_size``, ``is_main``, ``precision`` (for the MFU peak) and ``skipped_steps`` (at log steps
+and saves only: reading it may sync).  Collective calls are made by every rank at
 the same point of the loop; only the main rank writes files.
 """
 
@@ -25,6 +29,7 @@ import torch
 
 from uer.models.weights import model_state
 from uer.training.checkpoint import CheckpointManager
+from uer.training.metrics import host_floats
 
 
 class Engine:
@@ -32,6 +37,7 @@ class Engine:
     world_size = 1
     is_main = True
     skipped_steps = 0
+    precision = "fp32"
 
     # -- communication (no-ops in one process) -----------------------------------------------------
     def reduce_mean(self, values: Dict[str, float]) -> Dict[str, float]:
@@ -69,14 +75,15 @@ class Engine:
     def weights_finite(self) -> bool:
         """True when no weight on any rank is NaN or inf.  Collective.  Checks what this rank holds:
         the whole module, or its ZeRO-3 partition (``ds_tensor``) where parameters are partitioned."""
-        finite = True
+        flags = []
         with torch.no_grad():
             for p in self.model.parameters():
                 local = getattr(p, "ds_tensor", None)
                 local = p if local is None else local
-                if local.numel() and local.is_floating_point() and not bool(torch.isfinite(local).all()):
-                    finite = False
-                    break
+                if local.numel() and local.is_floating_point():
+                    flags.append(torch.isfinite(local).all())
+        # One device-to-host copy for the whole model (this runs before each save, not per step).
+        finite = all(v >= 1.0 for v in host_floats(flags))
         return self.reduce_mean({"finite": float(finite)})["finite"] >= 1.0
 
     def save_final(self, checkpoints: CheckpointManager) -> None:

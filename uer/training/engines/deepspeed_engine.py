@@ -141,12 +141,16 @@ class DeepSpeedEngine(Engine):
         if self._micro < self.accumulation_steps:
             self.ds.step()
 
-    def step(self) -> Tuple[float, bool]:
+    def step(self) -> Tuple[object, bool]:
+        """(gradient norm, skipped).  DeepSpeed reads its overflow flag on the host inside ds.step()
+        (its own sync, fp16 only); the norm is handed on as DeepSpeed keeps it (a float, or a device
+        tensor the Trainer reads at its next log step)."""
         skipped_before = self.ds.skipped_steps
         self.ds.step()                     # the boundary: clip, update, advance our schedule
         self._micro = 0
         norm = self.ds.get_global_grad_norm()
-        norm = float(norm) if norm is not None else float("nan")
+        if norm is None:
+            norm = float("nan")
         return norm, self.ds.skipped_steps > skipped_before
 
     def learning_rate(self) -> float:
