@@ -12,9 +12,10 @@ from uer.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Composite pretrainers (models/electra/, the DeBERTaV3 recipe models/deberta_v3/) are covered by
-# tests/unit/test_electra.py and test_deberta.py, encoder-decoder models by test_seq2seq_configs.py;
+# tests/unit/test_electra.py and test_deberta.py, encoder-decoder models by test_seq2seq_configs.py (GLM
+# by test_ul2_glm.py);
 # METRO (models/metro/) by test_metro.py; DeepSpeed engine configs (models/deepspeed/) are not model configs.
-OTHER_TESTS = ("electra", "deberta_v3", "metro", "deepspeed", "t5", "t5_v1_1", "bart", "pegasus", "transformer",
+OTHER_TESTS = ("electra", "deberta_v3", "metro", "deepspeed", "t5", "t5_v1_1", "bart", "pegasus", "transformer", "ul2", "glm",
                "llama", "llama2", "llama3", "mistral", "qwen2", "bloom")   # decoder-only LLMs: test_llm_configs.py
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "models", "**", "*.json"), recursive=True)
                  if not any(os.sep + d + os.sep in p for d in OTHER_TESTS))

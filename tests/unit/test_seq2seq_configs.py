@@ -13,7 +13,7 @@ from uer.config import config_from_dict, load_config
 from uer.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FAMILIES = ("t5", "t5_v1_1", "bart", "pegasus", "transformer")
+FAMILIES = ("t5", "t5_v1_1", "bart", "pegasus", "transformer", "ul2")
 CONFIGS = sorted(p for f in FAMILIES for p in glob.glob(os.path.join(ROOT, "models", f, "*.json")))
 
 
@@ -30,10 +30,10 @@ def meta_count(path, **overrides):
         return n_params(build_model(load_config(path, overrides)))
 
 
-def test_all_nine_configs_are_shipped():
+def test_all_encoder_decoder_configs_are_shipped():
     assert {rel(p) for p in CONFIGS} == {"t5/small.json", "t5/base.json", "t5/large.json", "t5_v1_1/small.json",
                                          "t5_v1_1/base.json", "bart/base.json", "bart/large.json",
-                                         "pegasus/base.json", "transformer/base.json"}
+                                         "pegasus/base.json", "transformer/base.json", "ul2/base.json"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=rel)
@@ -43,6 +43,9 @@ def test_config_loads_round_trips_and_has_family_properties(path):
     assert c.decoder == "transformer" and c.target == ["lm"] and c.mask == "fully_visible"
     assert c.decoder_layers_num == c.layers_num
     family = rel(path).split("/")[0]
+    if family == "ul2":      # a T5 v1.1 base fed by the ul2 processor
+        assert c == load_config(os.path.join(ROOT, "models", "t5_v1_1", "base.json"), {"data_processor": "ul2"})
+        family = "t5_v1_1"
     if family.startswith("t5"):
         assert c.embedding == c.tgt_embedding == ["word"] and c.relative_position_embedding
         assert c.remove_attention_scale and c.layernorm == "t5" and c.layernorm_positioning == "pre"
@@ -82,6 +85,10 @@ def test_config_builds_shrunk_and_runs(path):
     # T5 v1.1: untied lm_head.
     ("t5_v1_1/small.json", 32128, 76_961_152, 0),
     ("t5_v1_1/base.json", 32128, 247_577_856, 0),
+    # UL2 at T5 v1.1 base shape (the released UL2 is 20B); with [NLU]/[NLG]/[S2S] appended, 32,131 rows
+    # pad to 32,192 in the shared table and in the untied output layer.
+    ("ul2/base.json", 32128, 247_577_856, 0),
+    ("ul2/base.json", 32131, 247_577_856, 2 * 64 * 768),
     # BartForConditionalGeneration: 50,265 -> 50,304 rows (+39), its 2 offset rows per position table are
     # never used (we hold 1024, it 1026), and its final_logits_bias is a buffer (ours: a parameter).
     ("bart/base.json", 50265, 139_420_416, 39 * 768 - 2 * 2 * 768 + 50304),

@@ -329,3 +329,22 @@ def test_glm_dataset_and_pretrain_checks(vocab, tmp_path):
         check_model_fits_processor(glm_model_config(embedding=["word", "pos"]), "glm", "ds")
     with pytest.raises(DataError, match="for a causal LM"):
         check_model_fits_processor(glm_model_config(target=["mlm"]), "glm", "ds")
+
+
+def test_glm_base_config_is_bert_base_shaped_with_2d_positions():
+    """models/glm/base.json: GLM-Base (Du et al. 2022, "110M", BERT-base shape with BERT's 30,522-token
+    WordPiece vocabulary): word + two 512-row position tables, pre-LN with a final norm, tied lm head."""
+    import os
+    from uer.config import load_config
+    from uer.models import build_model
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "models", "glm", "base.json")
+    c = load_config(path)
+    assert (c.layers_num, c.hidden_size, c.heads_num, c.feedforward_size, c.max_seq_length) == (12, 768, 12, 3072, 512)
+    assert c.embedding == ["word", "glm_pos"] and c.mask == "causal_with_prefix" and c.target == ["lm"]
+    assert c.tie_weights and c.layernorm_positioning == "pre" and c.data_processor == "glm"
+    H, F, V = 768, 3072, 30528                       # 30,522 rows padded to a multiple of 64
+    layer = 4 * (H * H + H) + (H * F + F) + (F * H + H) + 2 * 2 * H
+    by_hand = V * H + 2 * 512 * H + 12 * layer + 2 * H
+    with torch.device("meta"):
+        counted = sum(p.numel() for p in build_model(load_config(path, {"vocab_size": 30522})).parameters())
+    assert counted == by_hand == 109_287_936
