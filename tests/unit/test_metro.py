@@ -250,3 +250,15 @@ def test_saved_checkpoint_exports_a_plain_encoder_decoder(tmp_path):
     ours = model.discriminator.logits(batch["tgt_in"], memory, batch["seg"], batch["tgt_seg"])
     theirs = plain.logits(batch["tgt_in"], plain.encode(clean, batch["seg"]), batch["seg"], batch["tgt_seg"])
     assert torch.equal(ours, theirs) and torch.isfinite(plain(t5_batch)["loss"])
+
+
+def test_embedding_tools_read_a_metro_checkpoint_through_its_pretrainer(tmp_path):
+    from uer.config import save_config
+    from uer.tools.common import word_embedding_table
+    c = metro_config()
+    model = MetroPretrainer(c)
+    path = str(tmp_path / "metro.bin")
+    save_weights(model, path)
+    save_config(c, str(tmp_path / "metro.json"))
+    table = word_embedding_table(path, len(TOKENS), "vocab.txt", str(tmp_path / "metro.json"))
+    assert torch.equal(table, model.discriminator.embedding.word_weight()[: len(TOKENS)])

@@ -71,8 +71,10 @@ def word_embedding_table(weights_path: str, vocab_size: int, vocab_source: str,
             raise CheckpointError(f"{weights_path} has no {WORD_EMBEDDING_KEY}; is it a uer checkpoint of a "
                                   "model with a word embedding?")
         config.vocab_size = config.vocab_size or vocab_size
-        from uer.models.electra import discriminator_backbone_from_state
-        table = discriminator_backbone_from_state(config, state)[WORD_EMBEDDING_KEY]
+        import uer.models  # noqa: F401  (fills PRETRAINERS)
+        from uer.registry import PRETRAINERS
+        export = PRETRAINERS.get(config.pretrainer, where=f"{path}, key 'pretrainer'").backbone_state  # electra, metro
+        table = export(config, state)[WORD_EMBEDDING_KEY]
     if table.dim() != 2:
         raise CheckpointError(f"{weights_path}: {WORD_EMBEDDING_KEY} has shape {tuple(table.shape)}, not "
                               "(rows, emb_size)")
