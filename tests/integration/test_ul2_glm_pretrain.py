@@ -40,16 +40,19 @@ def zh(data_dir, tmp_path_factory):
     return {"ul2": str(ul2), "glm": str(glm), "corpus": str(corpus)}
 
 
-@pytest.mark.parametrize("processor, family, extra, lr", [
-    ("ul2", "ul2/base.json", {"decoder_layers_num": 2, "attention_head_size": 32}, "1e-2"),
-    ("glm", "glm/base.json", {}, "3e-3"),
+@pytest.mark.parametrize("processor, family, extra, flags, lr", [
+    ("ul2", "ul2/base.json", {"decoder_layers_num": 2, "attention_head_size": 32}, ["--denoiser_weights", "2,1,1"],
+     "1e-2"),
+    ("glm", "glm/base.json", {}, [], "3e-3"),
 ])
-def test_ul2_and_glm_pretrain(zh, tmp_path, processor, family, extra, lr):
+def test_ul2_and_glm_pretrain(zh, tmp_path, processor, family, extra, flags, lr):
     vocab = zh[processor]
     dataset = str(tmp_path / "ds")
     meta = preprocess_main(["--corpus_path", zh["corpus"], "--vocab_path", vocab, "--dataset_path", dataset,
-                            "--data_processor", processor, "--seq_length", "64"])
+                            "--data_processor", processor, "--seq_length", "64", *flags])
     assert meta["instances"] > 50 and meta["processor"] == processor and meta["noising"]["kind"] == processor
+    if processor == "ul2":      # R, X, S weighted 2:1:1, each split within its mode
+        assert meta["noising"]["weights"] == pytest.approx([0.25, 0.25] + [0.0625] * 4 + [0.25])
     out = str(tmp_path / "model.bin")
     pretrain_main(["--dataset_path", dataset, "--config_path", shrunk(family, tmp_path / "c.json", **extra),
                    "--output_model_path", out, "--total_steps", "20", "--report_steps", "5", "--batch_size", "8",

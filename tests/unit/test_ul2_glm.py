@@ -348,3 +348,19 @@ def test_glm_base_config_is_bert_base_shaped_with_2d_positions():
     with torch.device("meta"):
         counted = sum(p.numel() for p in build_model(load_config(path, {"vocab_size": 30522})).parameters())
     assert counted == by_hand == 109_287_936
+
+
+def test_glm_is_keyed_by_seed_epoch_and_index(vocab):
+    noiser = GlmNoiser(vocab, seed=5)
+    seq = instance(100)
+    first, again = noiser.instance(seq, 3, 0), noiser.instance(seq, 3, 0)
+    assert all(np.array_equal(first[k], again[k]) for k in ("src", "lm_labels", "positions"))
+    assert len({tuple(noiser.instance(seq, 3, epoch)["src"].tolist()) for epoch in range(6)}) > 1
+
+
+def test_processor_flags_belong_to_their_processor(vocab):
+    with pytest.raises(ConfigError, match="--denoiser_weights is an option of the ul2 processor"):
+        build_processor("t5", vocab, 128, options={"denoiser_weights": "1,1,1"})
+    assert build_processor("glm", vocab, 128, options={"noise_density": 0.2}).noising()["noise_density"] == 0.2
+    with pytest.raises(ConfigError, match="--noise_density 1.5 must be between 0 and 1"):
+        build_processor("glm", vocab, 128, options={"noise_density": 1.5})
