@@ -142,6 +142,7 @@ class ModelConfig:
     share_embedding: bool = False     # the decoder's word table is the encoder's
     scale_embedding: bool = False     # word embeddings x sqrt(emb_size) (Transformer, PEGASUS, Marian)
     scale_tied_output: bool = False   # T5: decoder output x hidden_size^-0.5 before the tied projection
+    decoder_start_token_id: int = -1  # the decoder's first input id (T5/PEGASUS/Marian <pad>, BART </s>); -1: [CLS]
     # --- targets ---------------------------------------------------------------------------------
     target: List[str] = field(default_factory=lambda: ["mlm", "sp"])
     tie_weights: bool = True
@@ -497,6 +498,10 @@ def _validate_decoder_side(c: ModelConfig, source: str) -> None:
     for key in ("decoder_layers_num", "decoder_heads_num", "decoder_feedforward_size", "tgt_vocab_size"):
         if getattr(c, key) < 0:
             raise ConfigError(f"{source}, key '{key}': must be ≥ 0 (0 = the encoder's value), got {getattr(c, key)}")
+    tgt_vocab = c.tgt_vocab_size or c.vocab_size
+    if c.decoder_start_token_id < -1 or (tgt_vocab and c.decoder_start_token_id >= tgt_vocab):
+        raise ConfigError(f"{source}, key 'decoder_start_token_id': {c.decoder_start_token_id} is not a target "
+                          f"vocabulary id (0..{tgt_vocab - 1}); use -1 for the vocabulary's [CLS]")
     if not c.decoder:
         for key in ("share_embedding", "scale_tied_output"):
             if getattr(c, key):

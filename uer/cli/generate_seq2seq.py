@@ -8,9 +8,11 @@
 Each line is a source: [CLS] + its tokens + [SEP], cut to --seq_length.  The decoder starts from the
 target vocabulary's [CLS] (``<s>`` in a RoBERTa-style vocabulary) and stops at its [SEP] (``</s>``):
 UER-py's convention for the decoder input (tgt_in = [CLS] + target) and output (target + [SEP]).
---tgt_start_token / --tgt_end_token name other tokens (e.g. T5 as released starts from <pad> and
-ends at </s>).  The source is encoded once, and the decoder's cross-attention keys/values are computed
-on the first step and reused.  Each line gets one output line (newlines inside written as \\n).
+A model config with "decoder_start_token_id" (set by scripts/convert.py from a Hugging Face T5, BART,
+PEGASUS or Marian config.json) starts from that id instead.  --tgt_start_token / --tgt_end_token name
+other tokens (e.g. T5 as released starts from <pad> and ends at </s>).  The source is encoded once,
+and the decoder's cross-attention keys/values are computed on the first step and reused.  Each line
+gets one output line (newlines inside written as \\n).
 Defaults here are greedy (--top_k 1); sampling and beam search take the same flags as generate_lm.
 """
 
@@ -47,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tgt_tokenizer", default=None, help="Target tokenizer name (default: --tokenizer).")
     t.add_argument("--tgt_merges_path", default=None, help="merges.txt of a byte-level BPE target vocabulary.")
     t.add_argument("--tgt_start_token", default=None,
-                   help="The decoder's first input token (default: the target vocabulary's [CLS] / <s>).")
+                   help="The decoder's first input token (default: the model config's decoder_start_token_id, "
+                        "else the target vocabulary's [CLS] / <s>).")
     t.add_argument("--tgt_end_token", default=None,
                    help="Generation stops after this token (default: the target vocabulary's [SEP] / </s>).")
     p.add_argument("--test_path", required=True, help="One source a line.")
@@ -103,7 +106,12 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
                               f"the target vocabulary {args.tgt_vocab_path or args.tgt_spm_model_path} has "
                               f"{len(tgt_vocab)} tokens; use the target vocabulary the model was trained with")
         config.tgt_vocab_size = len(tgt_vocab)
-    start_id = special_id(tgt_vocab, args.tgt_start_token, "cls", "--tgt_start_token")
+    # The model config's decoder_start_token_id (a converted T5 / BART / PEGASUS / Marian model carries
+    # its config.json's) wins over the [CLS] convention; --tgt_start_token wins over both.
+    if args.tgt_start_token is None and config.decoder_start_token_id >= 0:
+        start_id = config.decoder_start_token_id
+    else:
+        start_id = special_id(tgt_vocab, args.tgt_start_token, "cls", "--tgt_start_token")
     end_id = special_id(tgt_vocab, args.tgt_end_token, "sep", "--tgt_end_token")
     seq_length = args.seq_length or config.max_seq_length
     tgt_seq_length = args.tgt_seq_length or config.max_seq_length

@@ -5,5 +5,6 @@ Importing the package registers the families in ``CONVERTERS``.
 
 from uer.convert.registry import CONVERTERS  # noqa: F401
 from uer.convert import bert, roberta, albert, gpt2, electra, deberta  # noqa: F401  (registers the families)
+from uer.convert import t5, bart, pegasus, marian  # noqa: F401  (the encoder-decoder families)
 from uer.convert import llama, bloom  # noqa: F401  (the decoder-only LLM families)
 from uer.convert.api import Converted, build_uer_model, hf_to_uer, uer_kind, uer_to_hf  # noqa: F401

@@ -37,20 +37,37 @@ class PositionEmbedding(nn.Module):
         return self.embedding(torch.arange(start, length, device=src.device)).unsqueeze(0)
 
 
-@EMBEDDINGS.register("sinusoidalpos")
-@TARGET_EMBEDDINGS.register("sinusoidalpos")
-class SinusoidalPositionEmbedding(nn.Module):
-    """Fixed sin/cos positions (Vaswani et al. 2017); no parameters."""
-
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        dim, length = config.emb_size, config.max_seq_length
+def sinusoid_table(length: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
+    """(length, dim) fixed positions.  ``interleaved``: sin at even and cos at odd features (Vaswani et al.,
+    tensor2tensor-style ordering used by uer's "sinusoidalpos"); ``halves``: the sines in the first half of
+    the features and the cosines in the second (fairseq's and Hugging Face's PEGASUS / Marian), computed
+    in float64 as they do, so the float32 tables agree bit for bit."""
+    if layout == "interleaved":
         position = torch.arange(length, dtype=torch.float).unsqueeze(1)
         freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float) * (-math.log(10000.0) / dim))
         table = torch.zeros(length, dim)
         table[:, 0::2] = torch.sin(position * freq)
         table[:, 1::2] = torch.cos(position * freq[: dim // 2])
-        self.register_buffer("table", table, persistent=False)
+        return table
+    if layout != "halves":
+        raise ValueError(f"sinusoid layout '{layout}' is not one of interleaved, halves")
+    if dim % 2:
+        raise ValueError(f"the halves sinusoid layout needs an even emb_size, got {dim}")
+    angle = torch.arange(length, dtype=torch.float64)[:, None] / torch.pow(
+        torch.tensor(10000.0, dtype=torch.float64), torch.arange(0, dim, 2, dtype=torch.float64) / dim)[None, :]
+    return torch.cat([torch.sin(angle), torch.cos(angle)], dim=1).float()
+
+
+@EMBEDDINGS.register("sinusoidalpos")
+@TARGET_EMBEDDINGS.register("sinusoidalpos")
+class SinusoidalPositionEmbedding(nn.Module):
+    """Fixed sin/cos positions (Vaswani et al. 2017), sin and cos interleaved; no parameters."""
+    layout = "interleaved"
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.register_buffer("table", sinusoid_table(config.max_seq_length, config.emb_size, self.layout),
+                             persistent=False)
 
     positional = True
 
@@ -63,3 +80,11 @@ class SinusoidalPositionEmbedding(nn.Module):
         if length > self.table.size(0):
             raise ValueError(f"sequence of {length} tokens exceeds max_seq_length {self.table.size(0)}")
         return self.table[start:length].unsqueeze(0)
+
+
+@EMBEDDINGS.register("sinusoidalpos_halves")
+@TARGET_EMBEDDINGS.register("sinusoidalpos_halves")
+class HalvesSinusoidalPositionEmbedding(SinusoidalPositionEmbedding):
+    """The same frequencies with the sines first and the cosines second (Hugging Face's PEGASUS and
+    Marian, fairseq): a separate name, so "sinusoidalpos" models keep their table."""
+    layout = "halves"
