@@ -88,8 +88,7 @@ class BloomConverter(Converter):
             "layer_norm_epsilon": config.layernorm_eps, "hidden_dropout": config.dropout,
             "attention_dropout": config.attention_dropout_prob, "seq_length": config.max_seq_length,
             "apply_residual_connection_post_layernorm": False, "pretraining_tp": 1, "slow_but_exact": False,
-            "tie_word_embeddings": config.tie_weights
-            **(special or {}),
+            "tie_word_embeddings": config.tie_weights, **(special or {}),
         }
 
     def backbone_rows(self, config: ModelConfig) -> List[Row]:

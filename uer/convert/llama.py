@@ -102,6 +102,9 @@ class LlamaFamilyConverter(Converter):
     def check_uer(self, config: ModelConfig) -> None:
         self.require(config, {**DECODER_SHAPE, "emb_size": config.hidden_size, "attention_qkv_bias": self.qkv_bias})
 
+    def head_dim_hf(self, config: ModelConfig) -> Dict[str, Any]:
+        return {"head_dim": config.head_size}
+
     def extra_hf(self, config: ModelConfig) -> Dict[str, Any]:
         """Family-specific config.json keys."""
         return {"attention_bias": False, "mlp_bias": False, "pretraining_tp": 1}
@@ -115,7 +118,7 @@ class LlamaFamilyConverter(Converter):
             "architectures": [variant.hf_class], "model_type": self.model_type, "vocab_size": config.vocab_size,
             "hidden_size": config.hidden_size, "intermediate_size": config.feedforward_size,
             "num_hidden_layers": config.layers_num, "num_attention_heads": config.heads_num,
-            "num_key_value_heads": config.kv_heads, "head_dim": config.head_size,
+            "num_key_value_heads": config.kv_heads, **self.head_dim_hf(config),
             "hidden_act": uer_act(config.hidden_act), "max_position_embeddings": config.max_seq_length,
             "rms_norm_eps": config.layernorm_eps, "attention_dropout": config.attention_dropout_prob,
             "tie_word_embeddings": config.tie_weights, **write_rope(config), **self.extra_hf(config),
@@ -182,6 +185,13 @@ class Qwen2Converter(LlamaFamilyConverter):
         if hf.get("use_sliding_window"):
             raise ConfigError("config.json: use_sliding_window is true; uer's attention sees the whole context, so "
                               "this checkpoint cannot be converted exactly")
+
+    def head_dim_hf(self, config: ModelConfig) -> Dict[str, Any]:
+        if config.head_size * config.heads_num != config.hidden_size:     # Qwen2 has no head_dim key
+            raise ConfigError(f"the uer config: attention_head_size {config.head_size} x heads_num {config.heads_num} "
+                              f"is not hidden_size {config.hidden_size}, which a Hugging Face Qwen2 model cannot "
+                              "express; choose another --architecture (llama)")
+        return {}
 
     def extra_hf(self, config: ModelConfig) -> Dict[str, Any]:
         return {"use_sliding_window": False}
