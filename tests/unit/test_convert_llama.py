@@ -222,3 +222,19 @@ def test_scripts_convert_and_generate_lm_end_to_end(tmp_path, data_dir):
         new = new[:new.index(eos)] if eos in new else new
         assert line == prompt + hf_tok.decode(new).replace("\n", "\\n"), (line, new)
     assert sum(len(line) - len(prompt) for prompt, line in zip(prompts, out)) > 10
+
+
+def test_sharded_safetensors_checkpoint(tmp_path):
+    """A checkpoint saved in shards (model.safetensors.index.json, as 7B-class models are) converts whole."""
+    torch.manual_seed(0)
+    hf_model = randomize(T.LlamaForCausalLM(T.LlamaConfig(**LLAMA, num_key_value_heads=2)))
+    hf_model.save_pretrained(tmp_path / "hf", max_shard_size="20KB")
+    shards = [n for n in os.listdir(tmp_path / "hf") if n.endswith(".safetensors")]
+    assert (tmp_path / "hf" / "model.safetensors.index.json").exists() and len(shards) > 2
+    convert_main(["--from", "hf", "--to", "uer", "--input_dir", str(tmp_path / "hf"),
+                  "--output_model_path", str(tmp_path / "uer.safetensors")])
+    ours = load_uer(str(tmp_path / "uer.safetensors"), load_config(str(tmp_path / "uer.json")))
+    src, keep = batch()
+    with torch.no_grad():
+        theirs = hf_model(input_ids=src, attention_mask=keep.long()).logits
+    assert float((uer_logits(ours, src, keep) - theirs)[keep].abs().max()) <= TOL

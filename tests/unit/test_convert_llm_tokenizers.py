@@ -77,11 +77,13 @@ def write_tokenizer(directory, style, lines, vocab_size=800):
     return tok.get_vocab_size()
 
 
-def write_model(directory, vocab_size, model_type="llama"):
+def write_model(directory, vocab_size, model_type="llama", tokens=None):
+    """A tiny model whose start / end ids are the tokenizer's (``tokens``: its size, default vocab_size)."""
+    tokens = tokens or vocab_size
     cls, cfg = {"llama": (T.LlamaForCausalLM, T.LlamaConfig), "qwen2": (T.Qwen2ForCausalLM, T.Qwen2Config)}[model_type]
     model = cls(cfg(vocab_size=vocab_size, hidden_size=16, intermediate_size=24, num_hidden_layers=1,
-                    num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32, bos_token_id=vocab_size - 3,
-                    eos_token_id=vocab_size - 2))
+                    num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32, bos_token_id=tokens - 3,
+                    eos_token_id=tokens - 2))
     model.save_pretrained(directory)
 
 
@@ -94,13 +96,15 @@ def assert_same_ids(ours, theirs, texts):
 def test_tokenizer_json_round_trip(style, tmp_path, data_dir):
     src, back = tmp_path / "hf", tmp_path / "back"
     size = write_tokenizer(src, style, training_text(data_dir))
-    write_model(src, size, "qwen2" if style == "qwen2" else "llama")
+    # Qwen2's embedding has spare rows beyond its tokenizer's ids (151,936 vs 151,665): so does this one.
+    rows = size + 7 if style == "qwen2" else size
+    write_model(src, rows, "qwen2" if style == "qwen2" else "llama", tokens=size)
     vocab, merges = str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt")
     convert_main(["--from", "hf", "--to", "uer", "--input_dir", str(src), "--output_model_path",
                   str(tmp_path / "uer.bin"), "--output_vocab_path", vocab, "--output_merges_path", merges])
     ours = build_tokenizer("bpe", vocab, merges_path=merges)
     theirs = T.PreTrainedTokenizerFast.from_pretrained(str(src))
-    assert len(ours.vocab) == size
+    assert len(ours.vocab) == rows
     assert [ours.vocab.token_to_id(s) for s in SPECIALS] == [size - 3, size - 2, size - 1]
     assert (ours.vocab.cls_id, ours.vocab.sep_id) == (size - 3, size - 2)    # generation's start / end
     assert_same_ids(ours, theirs, held_out_text(data_dir))
@@ -114,7 +118,7 @@ def test_tokenizer_json_round_trip(style, tmp_path, data_dir):
     config = json.loads((back / "tokenizer_config.json").read_text())
     assert (config["bos_token"], config["eos_token"]) == tuple(SPECIALS[:2])
     hf_config = json.loads((back / "config.json").read_text())
-    assert (hf_config["bos_token_id"], hf_config["eos_token_id"]) == (size - 3, size - 2)
+    assert (hf_config["bos_token_id"], hf_config["eos_token_id"], hf_config["vocab_size"]) == (size - 3, size - 2, rows)
     reloaded = T.AutoTokenizer.from_pretrained(str(back))
     assert reloaded.bos_token == SPECIALS[0] and reloaded.eos_token == SPECIALS[1]
     assert_same_ids(ours, reloaded, held_out_text(data_dir)[-60:])

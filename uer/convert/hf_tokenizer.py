@@ -123,7 +123,26 @@ def read_tokenizer_json(directory: str) -> BpeFiles:
     if rules["special"].get("eos") not in vocab:
         raise DataError(f"{path}: cannot tell its end-of-text token (no eos_token in tokenizer_config.json, no "
                         "eos_token_id in config.json); keep those files beside tokenizer.json")
-    return BpeFiles({by_id[i]: i for i in range(len(by_id))}, merges, rules)
+    ordered = {by_id[i]: i for i in range(len(by_id))}
+    rows = _model_rows(directory)
+    if rows > len(ordered):
+        # Qwen2's embedding has more rows than its tokenizer has tokens (151,936 vs 151,665); uer sizes the
+        # model by the vocabulary, so the spare rows get tokens no text produces, dropped again on export.
+        rules["unused_from"] = len(ordered)
+        for i in range(len(ordered), rows):
+            name = f"<|uer_unused_{i}|>"
+            if name in ordered:
+                raise DataError(f"{path}: the vocabulary already holds {name}")
+            ordered[name] = i
+    return BpeFiles(ordered, merges, rules)
+
+
+def _model_rows(directory: str) -> int:
+    path = os.path.join(directory, "config.json")
+    if not os.path.isfile(path):
+        return 0
+    rows = read_json_object(path, path, DataError).get("vocab_size")
+    return rows if isinstance(rows, int) else 0
 
 
 def write_bpe_files(files: BpeFiles, vocab_path: str, merges_path: str) -> None:
@@ -152,7 +171,8 @@ def tokenizer_json_from_bpe(vocab_path: str, merges_path: str) -> Tuple[Dict[str
     rules = rules or _plain_gpt2_rules(vocab)
     kept = set(rules.get("added_in_model_vocab", []))
     outside = {t["content"] for t in rules.get("added_tokens", [])} - kept
-    model_vocab = {t: i for t, i in sorted(vocab.items(), key=lambda kv: kv[1]) if t not in outside}
+    unused_from = rules.get("unused_from", len(vocab))      # the spare rows' tokens are ours, not the tokenizer's
+    model_vocab = {t: i for t, i in sorted(vocab.items(), key=lambda kv: kv[1]) if t not in outside and i < unused_from}
     pairs = rules.get("merges_as_pairs")
     data = {
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": rules.get("added_tokens", []),
