@@ -319,3 +319,22 @@ def test_processor_flags_belong_to_their_processor(tokenizer):
         build_processor("llm_sft", tokenizer.vocab, 32, options={"document_mask": True})
     with pytest.raises(ConfigError, match="--chat_template is an option of the llm_sft"):
         build_processor("lm", tokenizer.vocab, 32, options={"chat_template": "default"})
+
+
+def test_a_vocabulary_without_padding_token_works(tmp_path):
+    """LLaMA's SentencePiece vocabulary has <s>, </s>, <unk> and no padding token: instances are built
+    and batches padded with the end token (hidden from attention and loss)."""
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(50)]) + "\n", encoding="utf-8")
+    tokenizer = build_tokenizer(name="space", vocab_path=str(path))
+    bos, eos = tokenizer.vocab.cls_id, tokenizer.vocab.sep_id
+    assert tokenizer.vocab.pad_id is None and (bos, eos) == (1, 2)
+    proc, samples = sft(tokenizer, [{"instruction": "w1 w2", "output": "w3"}, {"instruction": "w4", "output": "w5 w6 w7"}],
+                        chat_template="tencentpretrain")
+    items = [{"src": ids.astype(np.int64), "loss_mask": mask} for ids, mask in samples]
+    out = PretrainCollator(tokenizer.vocab, ["lm"], MaskingConfig(), 7, [], seq_length=64, pad_multiple=16)(items, [0, 1], 0)
+    short = len(samples[0][0]) - 1
+    assert out["src"][0, short:].eq(eos).all() and out["seg"][0, short:].eq(0).all()
+    assert out["lm_labels"][0].tolist().count(-100) == 16 - 2          # only "w3" and </s> are predicted
+    pretrain_proc = build_processor("llm_pretrain", tokenizer.vocab, 8)
+    assert pretrain_proc.tokenize([(1, ["w1 w2"])], tokenizer)[0].tolist() == [bos, 3 + 1, 3 + 2, eos]

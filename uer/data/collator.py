@@ -46,7 +46,9 @@ class PretrainCollator:
         self.seq_length = seq_length
         self.max_length = max_length
         self.pad_multiple = pad_multiple
-        self.pad_id = vocab.pad_id
+        # Padding is hidden from attention and loss, so any id serves: a LLaMA-style vocabulary has no
+        # padding token and pads with its end token, as Hugging Face's recipes do.
+        self.pad_id = vocab.pad_id if vocab.pad_id is not None else vocab.sep_id
         self.mask_id = vocab.mask_id
         self.target_classes = [TARGETS.get(name, where="the model config's 'target'") for name in self.targets]
         for name, target in zip(self.targets, self.target_classes):

@@ -89,7 +89,7 @@ class LlmPretrainProcessor(Processor):
     name = "llm_pretrain"
     fields = ()
     corpus_format = "lines"
-    specials = ("cls", "sep", "pad", "unk")
+    specials = ("cls", "sep")      # start and end; padding falls back to the end token (LLaMA has none)
     extra_tokens = 1
     options = {"json_format_corpus": False, "document_mask": False}
 

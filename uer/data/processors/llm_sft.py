@@ -85,7 +85,7 @@ class LlmSftProcessor(Processor):
     name = "llm_sft"
     fields = ()
     corpus_format = "lines"
-    specials = ("cls", "sep", "pad", "unk")
+    specials = ("cls", "sep")      # start and end; padding falls back to the end token (LLaMA has none)
     extra_tokens = 1
     streams = ("src", LOSS_MASK_STREAM)
     # json_format_corpus: accepted for symmetry with llm_pretrain; this corpus is always JSONL.
