@@ -214,6 +214,11 @@ def test_config_checks_name_the_key_and_the_fix():
     with pytest.raises(ConfigError, match=r"rtd.decoder_weight': must be a finite number ≥ 0"):
         config_from_dict({**data, "rtd": {**data["rtd"], "decoder_weight": -1.0}}, "m.json")
     assert config_from_dict({**data, "rtd": {**data["rtd"], "disc_weight": 0.0}}).rtd.disc_weight == 0.0
+    electra = json.load(open(os.path.join(ROOT, "models", "electra", "small.json")))
+    with pytest.raises(ConfigError, match=r"rtd.decoder_weight': weighs a decoder's loss"):
+        config_from_dict({**electra, "rtd": {**electra["rtd"], "decoder_weight": 2.0}}, "e.json")
+    with pytest.raises(ConfigError, match=r"rtd.disc_weight': must be > 0"):
+        config_from_dict({**electra, "rtd": {**electra["rtd"], "disc_weight": 0.0}}, "e.json")
 
 
 def test_shipped_config_counts_t5_base_plus_generator_plus_rtd_head():
