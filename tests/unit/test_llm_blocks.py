@@ -293,6 +293,21 @@ def test_cached_greedy_equals_full_recomputation_and_batches_equal_single_prompt
     assert generate_lm(tiny_lm, PROMPTS, beam) == [generate_lm(tiny_lm, [p], beam)[0] for p in PROMPTS]
 
 
+@pytest.mark.parametrize("make", [llama_config, bloom_config], ids=["llama", "bloom"])
+def test_activation_checkpointing_gives_the_same_gradients(make):
+    torch.manual_seed(0)
+    model = build_model(make()).train()
+    src = torch.randint(1, 60, (2, 9))
+    batch = {"src": src[:, :-1], "seg": torch.ones(2, 8, dtype=torch.long), "lm_labels": src[:, 1:]}
+    model(batch)["loss"].backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.encoder.activation_checkpointing = True
+    model(batch)["loss"].backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, plain[name], rtol=1e-5, atol=1e-7)
+
+
 # ---------------------------------------------------------------------------------------------- parity
 
 def fill_random(model, seed=0, scale=0.3):

@@ -37,13 +37,21 @@ class AlibiPosition(PositionScheme):
         super().__init__()
         self.heads_num = heads_num
         self.slopes = alibi_slopes(heads_num)       # a plain attribute: nothing to save or to cast
+        # Every layer of a stack asks for the bias of the same Positions: computed once per forward
+        # (the latest Positions is held, so its identity cannot be reused by another object).
+        self._latest = None
 
     def bias(self, q_len: int, k_len: int, device, positions: Optional[Positions] = None) -> torch.Tensor:
         if positions is None:
             positions = Positions.following(k_len - q_len, q_len, device)
+        versions = (positions.query._version, positions.key._version)
+        if self._latest is not None and self._latest[0] is positions and self._latest[1] == versions:
+            return self._latest[2]
         distance = (positions.query[:, :, None] - positions.key[:, None, :]).abs().float()   # (B, Lq, Lk)
         slopes = self.slopes.to(device)[None, :, None, None]
-        return -slopes * distance[:, None]
+        bias = -slopes * distance[:, None]
+        self._latest = (positions, versions, bias)
+        return bias
 
 
 def build_alibi_position(config) -> Optional[AlibiPosition]:
