@@ -268,3 +268,56 @@ def test_converted_config_file_loads(pair, tmp_path):
     path = str(tmp_path / "model.json")
     save_config(converted.config, path)
     assert load_config(path) == converted.config
+
+
+# --- the scripts, end to end --------------------------------------------------------------------------
+
+def test_scripts_convert_and_generate_like_transformers(tmp_path):
+    """scripts/convert.py (its main, in process: the script is a shim over it) turns a BART directory into
+    a uer checkpoint + config that carries the decoder start (</s> = id 2); scripts/generate_seq2seq.py
+    decodes from it, greedy and with beams, exactly what transformers' generate does; converting back
+    gives a directory transformers loads to the same logits."""
+    from uer.cli.generate_seq2seq import main as generate_main
+    from uer.convert.cli import main as convert_main
+    hf = tiny_hf("bart")
+    src_dir = saved(hf, tmp_path / "hf")
+    # A vocabulary whose specials sit at BART's ids: <s> 0 ([CLS]), <pad> 1, </s> 2 ([SEP]).
+    vocab = ["[CLS]", "[PAD]", "[SEP]", "[UNK]"] + [f"w{i}" for i in range(4, VOCAB)]
+    vocab_path = str(tmp_path / "vocab.txt")
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+    model, config = str(tmp_path / "uer.bin"), str(tmp_path / "uer.json")
+    convert_main(["--from", "hf", "--to", "uer", "--input_dir", src_dir, "--output_model_path", model,
+                  "--output_config_path", config])
+    assert load_config(config).decoder_start_token_id == 2
+
+    g = torch.Generator().manual_seed(5)
+    lines = [[int(t) for t in torch.randint(4, VOCAB, (n,), generator=g)] for n in (5, 3, 7, 2)]
+    (tmp_path / "src.txt").write_text("".join(" ".join(vocab[t] for t in ids) + "\n" for ids in lines),
+                                      encoding="utf-8")
+    width = max(len(ids) for ids in lines) + 2
+    src = torch.full((len(lines), width), 1)
+    mask = torch.zeros_like(src)
+    for i, ids in enumerate(lines):
+        row = [0] + ids + [2]                             # the script's [CLS] source [SEP]
+        src[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
+    steps = 10
+    for beams in (1, 3):
+        out = str(tmp_path / f"out{beams}.txt")
+        generate_main(["--load_model_path", model, "--config_path", config, "--vocab_path", vocab_path,
+                       "--tokenizer", "space", "--test_path", str(tmp_path / "src.txt"), "--prediction_path", out,
+                       "--max_new_tokens", str(steps), "--beam_width", str(beams), "--device", "cpu"])
+        expected = hf_generate(hf, src, mask, "bart", max_new_tokens=steps, num_beams=beams, length_penalty=1.0,
+                               early_stopping="never")
+        with open(out, encoding="utf-8") as f:
+            assert f.read().splitlines() == [" ".join(vocab[t] for t in row if t != 2) for row in expected]
+        assert any(len(row) < steps for row in expected) and any(len(row) == steps for row in expected)
+
+    back = str(tmp_path / "back")
+    convert_main(["--from", "uer", "--to", "hf", "--input_model_path", model, "--config_path", config,
+                  "--output_dir", back, "--architecture", "bart", "--vocab_path", vocab_path])
+    reloaded = T.BartForConditionalGeneration.from_pretrained(back).eval()
+    assert reloaded.config.pad_token_id == 1 and reloaded.config.decoder_start_token_id == 2
+    s, m, tgt = inputs("bart")
+    with torch.no_grad():
+        assert torch.equal(reloaded(input_ids=s, attention_mask=m, decoder_input_ids=tgt).logits,
+                           hf(input_ids=s, attention_mask=m, decoder_input_ids=tgt).logits)
