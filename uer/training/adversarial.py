@@ -100,6 +100,8 @@ def _direction(grad: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     if grad is None:
         return None
     norm = grad.detach().float().norm()
+    # A host sync per step, accepted: FGM/PGD is an opt-in fine-tuning regulariser whose control flow
+    # (perturb or not, project or not) follows these values, and it doubles the step's work anyway.
     if not torch.isfinite(norm) or norm == 0:
         return None
     return (grad.detach().float() / norm).to(grad.dtype)
