@@ -22,6 +22,7 @@ from uer.models import build_model  # noqa: E402
 from uer.models.weights import load_weights  # noqa: E402
 
 T.logging.set_verbosity_error()
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 VOCAB = 96          # not a multiple of 64: the padded rows are exercised
 BART_SIZES = dict(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=3, encoder_attention_heads=4,
@@ -321,3 +322,48 @@ def test_scripts_convert_and_generate_like_transformers(tmp_path):
     with torch.no_grad():
         assert torch.equal(reloaded(input_ids=s, attention_mask=m, decoder_input_ids=tgt).logits,
                            hf(input_ids=s, attention_mask=m, decoder_input_ids=tgt).logits)
+
+
+# --- uer models built from the shipped configs ---------------------------------------------------------
+
+SHRINK = dict(vocab_size=VOCAB, emb_size=32, hidden_size=32, feedforward_size=48, heads_num=4, layers_num=2,
+              decoder_layers_num=1, max_seq_length=40, dropout=0.0)
+
+
+@pytest.mark.parametrize("shipped,architecture", [("t5/small", "t5"), ("t5_v1_1/small", "t5"), ("bart/base", "bart")])
+def test_shipped_config_models_export(shipped, architecture, tmp_path):
+    """A uer model from models/<family>/*.json (shrunk), random, exports to a directory transformers loads
+    with every key, and gives its logits."""
+    import dataclasses
+    config = dataclasses.replace(load_config(os.path.join(REPO, "models", shipped + ".json")), **SHRINK)
+    if config.attention_head_size:
+        config.attention_head_size = 8
+    torch.manual_seed(3)
+    model = build_model(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(1.0 + 0.2 * torch.randn_like(p) if "norm" in name else 0.3 * torch.randn_like(p))
+    state = model.state_dict()
+    back = uer_to_hf(state, config, architecture)
+    write_dir(str(tmp_path), back.hf_config, back.state)
+    cls = {"t5": T.T5ForConditionalGeneration, "bart": T.BartForConditionalGeneration}[architecture]
+    hf, info = cls.from_pretrained(str(tmp_path), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    family = "bart" if architecture == "bart" else "t5"
+    src, mask, tgt = inputs(family)
+    with torch.no_grad():
+        ours = model.logits(tgt, model.encode(src, mask), mask)
+        theirs = hf.eval()(input_ids=src, attention_mask=mask, decoder_input_ids=tgt).logits
+    # t5_v1_1's gelu_fast: torch's tanh-GELU kernel vs transformers' formula (see test_logits_match_transformers).
+    assert (ours - theirs).abs().max().item() < (1e-4 if shipped.startswith("t5_v1_1") else 1e-5)
+
+
+@pytest.mark.parametrize("shipped,architecture", [("pegasus/base", "pegasus"), ("transformer/base", "marian")])
+def test_interleaved_sinusoids_are_refused_for_export(shipped, architecture):
+    import dataclasses
+    config = dataclasses.replace(load_config(os.path.join(REPO, "models", shipped + ".json")), **SHRINK)
+    if not config.share_embedding:
+        config.share_embedding = True
+    state = build_model(config).state_dict()
+    with pytest.raises(ConfigError, match="'embedding' is \\['word', 'sinusoidalpos'\\].*sinusoidalpos_halves"):
+        uer_to_hf(state, config, architecture)
