@@ -34,6 +34,7 @@ from uer.generation import GenerationSettings, generate_seq2seq
 from uer.generation.flags import add_decoding_args, settings_from_args
 from uer.generation.text import detokenize, one_line, strip_end
 from uer.models.model import Model
+from uer.partitioned import has_partitioned_parameters
 from uer.registry import TASKS
 from uer.tasks.base import Task, TaskData, split_flag
 from uer.tasks.generation_metrics import BLEU_TOKENIZERS, generation_scores
@@ -257,7 +258,14 @@ class Text2TextTask(Task):
         config.target = ["lm"]
 
     def build_model(self, config: ModelConfig) -> Text2TextModel:
-        return Text2TextModel(config, self.settings, self.start_id)
+        model = Text2TextModel(config, self.settings, self.start_id)
+        if has_partitioned_parameters(model):
+            # ZeRO-3 gathers each module's parameters collectively at every call, but every process
+            # stops generating at its own step: the processes would wait on each other for ever.
+            raise ConfigError("text2text evaluates by generating token by token, which ZeRO-3 (partitioned "
+                              "parameters) cannot do; use a DeepSpeed config with zero_optimization stage 1 "
+                              "or 2, or --engine ddp")
+        return model
 
     # ---------------------------------------------------------------- results
     def hypotheses(self, outputs: np.ndarray) -> List[str]:
