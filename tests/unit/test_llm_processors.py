@@ -249,7 +249,7 @@ def test_collated_labels_follow_the_loss_mask(tokenizer):
     assert "doc_ids" not in out
 
 
-def test_truncation_cuts_the_prompt_from_the_left_and_drops_what_cannot_fit(tokenizer, tmp_path):
+def test_truncation_cuts_the_prompt_from_the_left_and_drops_what_cannot_fit(tokenizer, tmp_path, caplog):
     template = tmp_path / "plain.json"      # one-token role markers, so the lengths are easy to count
     template.write_text(json.dumps({"system": "sys {content}", "user": "usr {content}", "assistant": "bot {content}"}))
     long_prompt = {"instruction": words(0, 30), "output": words(100, 5)}
@@ -265,10 +265,11 @@ def test_truncation_cuts_the_prompt_from_the_left_and_drops_what_cannot_fit(toke
         tokenizer.encode(words(500, 3)) + [SEP]
     # Through the pipeline: the dropped example is counted in meta.json.
     corpus = tmp_path / "sft.jsonl"
-    corpus.write_text("".join(json.dumps(r) + "\n" for r in [long_prompt, too_long, fits]), encoding="utf-8")
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in [long_prompt, too_long, fits, too_long]), encoding="utf-8")
     meta = build_dataset(str(corpus), str(tmp_path / "ds"), tokenizer, "llm_sft", 20, show_progress=False,
-                         processor_options={"chat_template": str(template)})
-    assert meta["skipped"] == {"response_too_long": 1} and meta["instances"] == 2
+                         processor_options={"chat_template": str(template)}, processes_num=2, docs_buffer_size=1)
+    assert meta["skipped"] == {"response_too_long": 2} and meta["instances"] == 2      # summed over workers
+    assert "2 example(s) of" in caplog.text and "set aside by the llm_sft processor: 2 response_too_long" in caplog.text
     assert meta["streams"] == ["src", "loss_mask"] and meta["chat_template"] == str(template)
 
 
