@@ -238,3 +238,41 @@ def test_sharded_safetensors_checkpoint(tmp_path):
     with torch.no_grad():
         theirs = hf_model(input_ids=src, attention_mask=keep.long()).logits
     assert float((uer_logits(ours, src, keep) - theirs)[keep].abs().max()) <= TOL
+
+
+# The published models' config.json values (sizes only; no weights are read).
+PUBLISHED = {
+    "llama3/8b": ("llama", dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
+                                rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=False)),
+    "llama2/7b": ("llama", dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                                num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
+                                rms_norm_eps=1e-5, tie_word_embeddings=False)),
+    "mistral/7b": ("mistral", dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                   num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=32768,
+                                   rms_norm_eps=1e-5, sliding_window=None, tie_word_embeddings=False)),
+    "qwen2/0.5b": ("qwen2", dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                                 num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+                                 rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True)),
+    "bloom/560m": ("bloom", dict(vocab_size=250880, hidden_size=1024, n_layer=24, n_head=16, layer_norm_epsilon=1e-5)),
+}
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_published_config_converts_to_the_shipped_config_and_back(name):
+    """The published config.json becomes models/<name>.json (the keys that decide the computation), and the
+    shipped config exports to a config.json that imports to it again."""
+    from uer.config import config_from_dict
+    from uer.convert import CONVERTERS
+    family, hf = PUBLISHED[name]
+    conv = CONVERTERS.get(family)()
+    variant = conv.variants[0]
+    shipped = load_config(os.path.join(ROOT, "models", name + ".json"))
+    shipped.vocab_size = shipped.vocab_size or hf["vocab_size"]
+    ours = config_from_dict(conv.config_to_uer(hf, variant))
+    same = ("attention_dropout", "hidden_act")     # -1 = dropout (0 here); gelu_new = gelu_fast (tanh GELU)
+    differ = {f.name for f in dataclasses.fields(ours) if getattr(ours, f.name) != getattr(shipped, f.name)}
+    assert differ <= set(same), differ
+    assert ours.attention_dropout_prob == shipped.attention_dropout_prob
+    again = config_from_dict(conv.config_to_uer(conv.config_to_hf(shipped, variant), variant))
+    assert not {f.name for f in dataclasses.fields(ours) if getattr(ours, f.name) != getattr(again, f.name)} - set(same)

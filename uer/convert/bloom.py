@@ -74,7 +74,9 @@ class BloomConverter(Converter):
         return out
 
     def check_uer(self, config: ModelConfig) -> None:
-        self.require(config, {**BLOOM_SHAPE, "emb_size": config.hidden_size, "hidden_act": "gelu_new",
+        # BLOOM's GELU is the tanh approximation, which uer spells gelu_new or gelu_fast (models/bloom/).
+        act = config.hidden_act if config.hidden_act in ("gelu_new", "gelu_fast") else "gelu_new"
+        self.require(config, {**BLOOM_SHAPE, "emb_size": config.hidden_size, "hidden_act": act,
                               "feedforward_size": 4 * config.hidden_size})
 
     def config_to_hf(self, config: ModelConfig, variant: Variant,
