@@ -1,7 +1,7 @@
 """LLaMA-family tokenizers through scripts/convert.py, both ways.
 
-A byte-level BPE ``tokenizer.json`` in four pre-tokenizer styles (GPT-2, SmolLM's digits, LLaMA-3's and
-Qwen2's patterns; LLaMA-3's ``ignore_merges``; Qwen2's NFC), trained here with ``tokenizers`` on real
+A byte-level BPE ``tokenizer.json`` in five pre-tokenizer styles (GPT-2, SmolLM's digits, LLaMA-3's, Qwen2's
+and BLOOM's patterns; LLaMA-3's ``ignore_merges``; Qwen2's NFC), trained here with ``tokenizers`` on real
 English and Chinese text, becomes our ``--tokenizer bpe`` files: the same ids as transformers on other
 real text, special tokens kept at their ids.  Exported back, transformers loads the ``tokenizer.json``
 and it equals the original in every part.  What our bpe would cut differently is refused before
@@ -50,7 +50,7 @@ def held_out_text(data_dir):
 
 def pre_tokenizer(style):
     P = tokenizers.pre_tokenizers
-    if style in ("llama3", "qwen2"):
+    if style in ("llama3", "qwen2", "bloom"):
         return P.Sequence([P.Split(tokenizers.Regex(KNOWN_PATTERNS[style]), behavior="isolated"),
                            P.ByteLevel(add_prefix_space=False, use_regex=False)])
     if style == "smollm":
@@ -92,7 +92,7 @@ def assert_same_ids(ours, theirs, texts):
     assert not bad, f"{len(bad)} of {len(texts)} texts differ, first: {bad[0][:120]!r}"
 
 
-@pytest.mark.parametrize("style", ["gpt2", "smollm", "llama3", "qwen2"])
+@pytest.mark.parametrize("style", ["gpt2", "smollm", "llama3", "qwen2", "bloom"])
 def test_tokenizer_json_round_trip(style, tmp_path, data_dir):
     src, back = tmp_path / "hf", tmp_path / "back"
     size = write_tokenizer(src, style, training_text(data_dir))

@@ -2,7 +2,7 @@
 ``tokenizer.json``, for the forms byte-level vocabularies use.
 
 GPT-2 / RoBERTa (``ByteLevel`` with its built-in pattern), SmolLM (``Digits`` then ``ByteLevel``),
-LLaMA-3 and Qwen2 (``Split`` by their own pattern, then ``ByteLevel`` without one; Qwen2 also NFC).
+LLaMA-3, Qwen2 and BLOOM (``Split`` by their own pattern, then ``ByteLevel`` without one; Qwen2 also NFC).
 Anything else is refused, naming the part, because tokenizing "nearly alike" would silently give other
 ids than the model was trained with.  A ``Split`` pattern must be one of ``KNOWN_PATTERNS`` (patterns
 this module has been checked against ``tokenizers`` on real text with): Python's ``regex`` and the
@@ -27,7 +27,12 @@ KNOWN_PATTERNS = {
     # Qwen2: LLaMA-3's with single digits.
     "qwen2": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
              r"""|\s*[\r\n]+|\s+(?!\S)|\s+""",
+    # BLOOM: runs of anything but whitespace and its punctuation.  Oniguruma reads the inner [...] as a
+    # class nested in the outer one; Python's regex (version 0) would not, hence PYTHON_SPELLING.
+    "bloom": r""" ?[^(\s|[.,!?…。，、।۔،])]+""",
 }
+# tokenizers' source -> the same pattern as Python's regex reads it (checked on real text in the tests).
+PYTHON_SPELLING = {KNOWN_PATTERNS["bloom"]: r""" ?[^(\s|.,!?…。，、।۔،)]+"""}
 NORMAL_FORMS = ("NFC", "NFD", "NFKC", "NFKD")
 # GPT-2's rules: what a merges.txt without our header means.
 GPT2_RULES = {"normalizer": None, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,
@@ -84,7 +89,7 @@ def _split_patterns(pre: Optional[Dict[str, Any]], where: str) -> List[str]:
             if step.get("behavior") != "Isolated" or step.get("invert"):
                 raise DataError(f"{where}: Split behavior {step.get('behavior')!r} (invert "
                                 f"{step.get('invert')}) is not supported; only Isolated without invert")
-            patterns.append(source)
+            patterns.append(PYTHON_SPELLING.get(source, source))
         else:
             raise DataError(f"{where}: pre_tokenizer {kind!r} is not one uer's byte-level BPE applies (it applies "
                             "ByteLevel, Split by a known pattern, Digits); this tokenizer cannot be converted")
