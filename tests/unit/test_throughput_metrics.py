@@ -162,3 +162,27 @@ def test_mfu_is_tflops_over_the_peak_when_the_peak_is_known(tmp_path, caplog):
     for record, line in zip(records, lines):
         assert record["mfu"] == pytest.approx(record["tflops_per_device"] / 0.5)
         assert " mfu " in line and "mfu n/a" not in line
+
+
+def test_pretrain_py_logs_them_and_takes_the_peak_from_the_environment(tiny_corpus, tmp_path, caplog, monkeypatch):
+    """The CLI wiring: pretrain.py's log line and metrics file; UER_PEAK_TFLOPS gives a CPU run an MFU."""
+    from uer.cli.preprocess import main as preprocess_main
+    from uer.cli.pretrain import main as pretrain_main
+    dataset = str(tmp_path / "dataset")
+    preprocess_main(["--corpus_path", str(tiny_corpus / "corpus.txt"), "--vocab_path", str(tiny_corpus / "vocab.txt"),
+                     "--dataset_path", dataset, "--seq_length", "32"])
+
+    def run(name):
+        out = str(tmp_path / name / "m.bin")
+        with caplog.at_level(logging.INFO, logger="uer"):
+            pretrain_main(["--dataset_path", dataset, "--vocab_path", str(tiny_corpus / "vocab.txt"),
+                           "--config_path", str(tiny_corpus / "tiny_bert.json"), "--output_model_path", out,
+                           "--total_steps", "2", "--report_steps", "1", "--batch_size", "4", "--num_workers", "0"])
+        return [json.loads(line) for line in open(out + ".metrics.jsonl")]
+    monkeypatch.delenv(PEAK_ENV, raising=False)
+    records = run("cpu")
+    assert all(r["tflops_per_device"] > 0 and r["peak_mem_mib"] > 0 and "mfu" not in r for r in records)
+    assert "mfu n/a" in caplog.text and "peak_mem_mib" in caplog.text
+    monkeypatch.setenv(PEAK_ENV, "0.25")
+    records = run("given")
+    assert all(r["mfu"] == pytest.approx(r["tflops_per_device"] / 0.25) for r in records)
