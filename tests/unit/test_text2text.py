@@ -141,6 +141,18 @@ def test_a_pretrained_encoder_decoder_loads_whole_including_an_untied_output_lay
         assert torch.equal(model.state_dict()[name], value), name
 
 
+def test_lora_trains_the_adapters_alone():
+    from uer.models.lora import LoraConfig
+    from uer.tasks.runner import FinetuneSettings, attach_adapters
+    t = task()
+    cfg = config()
+    t.prepare(None, cfg)
+    model = t.build_model(cfg)
+    keys = attach_adapters(model, FinetuneSettings("unused.bin", lora=LoraConfig(r=2)))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert keys and trainable and all("lora_" in n for n in trainable)
+
+
 def test_configs_that_cannot_serve_the_task_are_refused():
     with pytest.raises(ConfigError, match="no \"decoder\""):
         encoder_only = {k: v for k, v in TINY.items() if k not in ("decoder", "tgt_embedding", "decoder_layers_num")}

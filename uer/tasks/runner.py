@@ -230,7 +230,9 @@ def attach_adapters(model, settings: FinetuneSettings) -> List[str]:
     """LoRA / freezing as the settings ask; returns the adapter file's keys ([] without LoRA)."""
     from uer.models.lora import apply_lora, freeze_by_prefix, load_lora_weights, lora_state_keys
     if settings.lora is not None:
-        wrapped = apply_lora(model, settings.lora, trainable_prefixes=("head.",))
+        # The head trains beside the adapters; a task model without one (text2text: the encoder-decoder
+        # itself) names what trains instead (``trainable_with_lora``, () = the adapters alone).
+        wrapped = apply_lora(model, settings.lora, trainable_prefixes=getattr(model, "trainable_with_lora", ("head.",)))
         logger.info("LoRA r=%d alpha=%g on %d layers; %d trainable tensors", settings.lora.r, settings.lora.alpha,
                     len(wrapped), sum(p.requires_grad for p in model.parameters()))
         if settings.lora_init:

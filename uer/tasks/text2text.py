@@ -52,6 +52,7 @@ class Text2TextModel(Model):
     max_new_tokens) filled with -1 after each row's end, as the "logits" the runner gathers."""
 
     head = None     # no task head: what the runner's load_pretrained reads finds no head prefix
+    trainable_with_lora = ()     # --use_lora: the adapters alone train (the output layer is the tied embedding)
 
     def __init__(self, config: ModelConfig, settings: GenerationSettings, start_id: int):
         super().__init__(config)
