@@ -62,7 +62,7 @@ SPM_TOKENIZER_CLASSES = {"albert": ("spiece.model", "AlbertTokenizer"), "llama":
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Convert models between Hugging Face directories, UER-py / "
                                 "TencentPretrain checkpoints and uer checkpoints (BERT, RoBERTa, XLM-R, ALBERT, "
-                                "GPT-2).")
+                                "GPT-2, ELECTRA, DeBERTa, T5, BART, LLaMA, Mistral, Qwen2, BLOOM ...).")
     p.add_argument("--from", dest="source", choices=sorted({s for s, _ in DIRECTIONS}), required=True)
     p.add_argument("--to", dest="dest", choices=sorted({d for _, d in DIRECTIONS}), required=True)
     g = p.add_argument_group("--from hf --to uer")
@@ -72,19 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output_config_path", help="uer model config to write (default: the checkpoint "
                    "path with .json).")
     g.add_argument("--output_vocab_path", help="Copy the directory's vocabulary here: vocab.txt (WordPiece), "
-                   "or vocab.json for a byte-level BPE (GPT-2, RoBERTa; then --output_merges_path too).")
+                   "or vocab.json for a byte-level BPE (GPT-2, RoBERTa, or converted from a tokenizer.json: "
+                   "LLaMA-3, Qwen2, BLOOM; then --output_merges_path too).")
     g.add_argument("--output_merges_path", help="Copy the directory's merges.txt (byte-level BPE) here; use "
                    "the pair as --tokenizer bpe --vocab_path VOCAB.json --merges_path MERGES.txt.")
-    g.add_argument("--output_spm_model_path", help="Copy the directory's SentencePiece model here.")
+    g.add_argument("--output_spm_model_path", help="Copy the directory's SentencePiece model here (spiece.model, "
+                   "sentencepiece.bpe.model, or LLaMA-1/2's tokenizer.model).")
     g = p.add_argument_group("--from uer --to hf")
     g.add_argument("--input_model_path", help="uer checkpoint.")
     g.add_argument("--config_path", help="uer model config the checkpoint was trained with.")
     g.add_argument("--output_dir", help="Hugging Face directory to write.")
     g.add_argument("--vocab_path", help="uer vocabulary: copied as vocab.txt, or as vocab.json with "
                    "--merges_path (byte-level BPE); sets vocab_size and the special token ids.")
-    g.add_argument("--merges_path", help="merges.txt of a byte-level BPE vocabulary (gpt2, roberta): "
-                   "written with --vocab_path's vocab.json and a GPT2Tokenizer/RobertaTokenizer config.")
-    g.add_argument("--spm_model_path", help="uer SentencePiece model (ALBERT): copied as spiece.model.")
+    g.add_argument("--merges_path", help="merges.txt of a byte-level BPE vocabulary: written with --vocab_path's "
+                   "vocab.json and a GPT2Tokenizer/RobertaTokenizer config (gpt2, roberta), or as a tokenizer.json "
+                   "(llama, mistral, qwen2, bloom).")
+    g.add_argument("--spm_model_path", help="uer SentencePiece model: copied as spiece.model (ALBERT) or "
+                   "tokenizer.model (LLaMA, Mistral).")
     g.add_argument("--do_lower_case", type=str_to_bool, nargs="?", const=True, default=True,
                    help="Written to tokenizer_config.json (default true).")
     g = p.add_argument_group("--from uer_py --to uer / --from uer --to uer_py (UER-py / TencentPretrain)",
@@ -96,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--input_config_path", help="--from uer_py: the UER-py model config the checkpoint was "
                    "trained with (its --config_path, e.g. models/bert/base_config.json).")
     g = p.add_argument_group("both directions")
-    g.add_argument("--architecture", help="--to hf: a family (bert, roberta, xlm-roberta, albert, gpt2; "
+    g.add_argument("--architecture", help="--to hf: a family (bert, roberta, xlm-roberta, albert, gpt2, llama, "
+                   "mistral, qwen2, bloom ...; "
                    "the class follows from what the checkpoint holds) or a Hugging Face class name. "
                    "--to uer: overrides config.json's architectures (e.g. BertForPreTraining).")
     g.add_argument("--discard", nargs="+", default=[], metavar="PREFIX",
