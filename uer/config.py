@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 from uer.errors import ConfigError
 from uer.data.text_files import open_text
 
-HIDDEN_ACTS = ("gelu", "gelu_fast", "gelu_new", "relu", "silu", "swish", "tanh")
+HIDDEN_ACTS = ("gelu", "gelu_fast", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh")
 MASK_KINDS = ("fully_visible", "causal", "causal_with_prefix")
 LAYERNORM_KINDS = ("normal", "rms", "t5", "uer_py")   # uer_py: UER-py's LayerNorm (unbiased std)
 FEED_FORWARD_KINDS = ("dense", "gated")

@@ -300,8 +300,17 @@ def test_activations():
     x = torch.linspace(-4, 4, 41)
     torch.testing.assert_close(ACTIVATIONS["gelu"](x), 0.5 * x * (1 + torch.erf(x / math.sqrt(2))))
     tanh_gelu = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
-    for name in ("gelu_fast", "gelu_new"):
+    for name in ("gelu_fast", "gelu_new", "gelu_pytorch_tanh"):
         torch.testing.assert_close(ACTIVATIONS[name](x), tanh_gelu, atol=1e-6, rtol=1e-6)
+    # Each spelling computes as the implementation it converts from, bit for bit.
+    wide = torch.randn(10000) * 6
+    assert torch.equal(ACTIVATIONS["gelu_fast"](wide), F.gelu(wide, approximate="tanh"))
+    assert torch.equal(ACTIVATIONS["gelu_pytorch_tanh"](wide), F.gelu(wide, approximate="tanh"))
+    transformers = pytest.importorskip("transformers")
+    from transformers.activations import ACT2FN
+    assert torch.equal(ACTIVATIONS["gelu_new"](wide), ACT2FN["gelu_new"](wide))
+    assert torch.equal(ACTIVATIONS["gelu_pytorch_tanh"](wide), ACT2FN["gelu_pytorch_tanh"](wide))
+    assert transformers is not None
     assert not torch.allclose(ACTIVATIONS["gelu"](x), tanh_gelu, atol=1e-6, rtol=0)
     torch.testing.assert_close(ACTIVATIONS["relu"](x), x.clamp(min=0))
     torch.testing.assert_close(ACTIVATIONS["silu"](x), x * torch.sigmoid(x))

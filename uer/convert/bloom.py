@@ -75,7 +75,7 @@ class BloomConverter(Converter):
 
     def check_uer(self, config: ModelConfig) -> None:
         # BLOOM's GELU is the tanh approximation, which uer spells gelu_new or gelu_fast (models/bloom/).
-        act = config.hidden_act if config.hidden_act in ("gelu_new", "gelu_fast") else "gelu_new"
+        act = config.hidden_act if config.hidden_act in ("gelu_new", "gelu_fast", "gelu_pytorch_tanh") else "gelu_new"
         self.require(config, {**BLOOM_SHAPE, "emb_size": config.hidden_size, "hidden_act": act,
                               "feedforward_size": 4 * config.hidden_size})
 

@@ -22,10 +22,13 @@ from uer.errors import ConfigError
 KINDS = ("pretrain", "backbone", "classifier", "tagger")
 
 # Hugging Face activation names -> ours, and back.
-HF_TO_UER_ACT = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new",
+# The tanh GELU keeps its way of computing (uer/layers/activations.py): transformers' explicit formulas
+# ("gelu_new", "gelu_fast") import as our formula, its fused kernel ("gelu_pytorch_tanh") as our kernel.
+HF_TO_UER_ACT = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_pytorch_tanh",
                  "gelu_fast": "gelu_new", "relu": "relu", "silu": "silu", "swish": "silu", "tanh": "tanh"}
-UER_TO_HF_ACT = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_fast": "gelu_new", "relu": "relu",
-                 "silu": "silu", "swish": "silu", "tanh": "tanh"}
+UER_TO_HF_ACT = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_fast": "gelu_pytorch_tanh",
+                 "gelu_pytorch_tanh": "gelu_pytorch_tanh", "relu": "relu", "silu": "silu", "swish": "silu",
+                 "tanh": "tanh"}
 
 # Buffers Hugging Face files may hold that are not parameters (older versions saved them).
 COMMON_BUFFERS = (r"(^|\.)embeddings\.position_ids$", r"(^|\.)embeddings\.token_type_ids$")

@@ -28,8 +28,8 @@ from uer.decoders.transformer import decoder_sizes
 from uer.errors import ConfigError
 
 ATTENTION = (("query", "q"), ("key", "k"), ("value", "v"), ("output", "o"))
-# The tanh GELU: transformers maps "gated-gelu" to gelu_new (kept for old configs), so both spell it.
-TANH_GELU = ("gelu_new", "gelu_fast")
+# transformers reads "gated-gelu" as its explicit tanh-GELU formula, our gelu_new; our fused kernels
+# (gelu_fast, gelu_pytorch_tanh) are written as "gated-gelu_pytorch_tanh", its fused one.
 
 
 def attention_rows(uer: str, hf: str) -> List[Row]:
@@ -55,7 +55,7 @@ def read_feed_forward(proj: str) -> Dict[str, str]:
 def write_feed_forward(config: ModelConfig) -> str:
     if config.feed_forward == "dense":
         return uer_act(config.hidden_act)
-    if config.hidden_act in TANH_GELU:
+    if config.hidden_act == "gelu_new":
         return "gated-gelu"
     if config.hidden_act == "gelu":
         raise ConfigError("the uer config: a gated feed-forward with the exact (erf) GELU has no T5 spelling "
