@@ -12,7 +12,9 @@ setup(
         # CI installs .[dev]: the distributed tests launch DeepSpeed ZeRO runs on the CPU; protobuf lets
         # transformers read SentencePiece .model files (tests/unit/test_spm_parity.py).
         # jieba: Chinese word boundaries for --whole_word_masking (tests/unit/test_chinese_wwm.py).
-        "dev": ["pytest", "transformers", "protobuf", "matplotlib", "deepspeed", "jieba"],
+        # sacrebleu: BLEU of finetune/run_text2text.py (tests/unit/test_text2text.py).
+        "dev": ["pytest", "transformers", "protobuf", "matplotlib", "deepspeed", "jieba", "sacrebleu"],
+        "text2text": ["sacrebleu"],
         "deepspeed": ["deepspeed"],
         "zh": ["jieba"],
         "plot": ["matplotlib"],

@@ -96,6 +96,16 @@ def test_collator_shifts_the_target_behind_the_start_token_and_ignores_padding(t
     assert "labels" not in t.collator()([{"src": np.array([2, 5, 3])}])
 
 
+def test_a_config_s_decoder_start_token_starts_training_targets_and_generation(tmp_path):
+    """A converted T5 starts its decoder from <pad> (decoder_start_token_id 0), not [CLS]."""
+    t = task()
+    t.prepare(None, config(decoder_start_token_id=0))
+    data = t.read(write(tmp_path / "t.tsv", "text_a\tlabel\nthe cat\t猫 坐\n"), "train")
+    batch = t.collator()(data.examples)
+    assert batch["tgt_in"][0, :3].tolist() == [0, 5, 7] and batch["tgt_out"][0, :3].tolist() == [5, 7, 3]
+    assert t.build_model(config(decoder_start_token_id=0)).start_id == 0
+
+
 # ------------------------------------------------------------------------------------------------ model
 
 def test_forward_trains_with_labels_and_generates_without(tmp_path):

@@ -228,6 +228,10 @@ class Text2TextTask(Task):
             raise ConfigError(f"{where} has no \"decoder\": text2text fine-tunes an encoder-decoder model; use "
                               "a config such as models/t5/small.json, models/bart/base.json or "
                               "models/transformer/base.json (or its pretrained checkpoint)")
+        if config.decoder_start_token_id >= 0:
+            # A converted T5 / BART / PEGASUS / Marian model starts decoding from its own token (T5: <pad>),
+            # in training (tgt_in) and generation alike, as it was pretrained.
+            self.start_id = config.decoder_start_token_id
         tgt_size = len(self.tgt_tokenizer.vocab)
         declared = config.tgt_vocab_size or config.vocab_size
         if declared != tgt_size:
