@@ -349,7 +349,8 @@ def test_t5_imported_model_reproduces_uer_py_reference_outputs(t5_imported):
     """UER-py's own T5 modules computed these tensors (see the fixture's README); ours through
     Model.embedding / encoder / tgt_embedding / decode / logits."""
     _, _, _, _, model, ref = t5_imported
-    t = lambda k: torch.from_numpy(ref[k])
+    def t(k):
+        return torch.from_numpy(ref[k])
     src, seg, tgt_in, tgt_seg, tgt_out = t("src"), t("seg"), t("tgt_in"), t("tgt_seg"), t("tgt_out")
     real = tgt_seg > 0
     diffs = {}
@@ -432,7 +433,8 @@ def test_t5_v1_1_shape_round_trip():
     config = uer_py_config_to_uer(T5_V1_1, 70, "t5_v1_1.json")
     exported = _round_trip(config)
     keys = set(exported.state)
-    assert {"decoder.transformer_decoder.2.feed_forward.linear_gate.weight", "decoder.self_pos_emb.relative_attention_bias.weight",
+    assert {"decoder.transformer_decoder.2.feed_forward.linear_gate.weight",
+            "decoder.self_pos_emb.relative_attention_bias.weight",
             "encoder.relative_pos_emb.relative_attention_bias.weight", "target.lm.output_layer.weight"} <= keys
     assert exported.state["decoder.transformer_decoder.0.self_attn.linear_layers.0.weight"].shape == (8, 16)
     assert exported.hf_config["attention_head_size"] == 4 and exported.hf_config["decoder_layers_num"] == 3
@@ -481,7 +483,7 @@ def test_our_t5_config_exports_with_the_output_scale_folded_in():
 @pytest.mark.parametrize("change, match", [
     ({"layernorm": "t5", "remove_embedding_layernorm": False}, "'layernorm'.*remove_embedding_layernorm"),
     ({"decoder": "lstm"}, "'decoder'.*'lstm'"),
-    ({"tgt_embedding": ["word", "sinusoidalpos"]}, "'tgt_embedding'.*'sinusoidalpos'"),
+    ({"tgt_embedding": ["word", "dual"]}, "'tgt_embedding'.*'dual'"),
     ({"remove_attention_scale": False}, "'remove_attention_scale'.*before"),
     ({"target": ["mlm"]}, "'layernorm'.*mlm"),
 ])

@@ -34,12 +34,13 @@ separate target vocabularies are still refused, naming the key.
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import replace
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
 from uer.config import ModelConfig, config_from_dict
-from uer.convert import table
+from uer.convert import table, uer_py_llm
 from uer.convert.converter import Variant
 from uer.convert.table import Entry, Row, Tied, linear, param, per_layer
 from uer.convert.transforms import IDENTITY, VOCAB_ROWS, Sizes
@@ -67,15 +68,17 @@ UER_PY_MODEL_KEYS: Dict[str, Any] = {
     # T5-style options and the decoder side (their decoder_layers_num has no default: a decoder needs it)
     "relative_position_embedding": False, "relative_attention_buckets_num": 32, "remove_attention_scale": False,
     "decoder": "", "tgt_embedding": ["word"], "decoder_layers_num": None, "share_embedding": False,
+    # TencentPretrain's LLaMA options (tencentpretrain/opts.py; local_kv_heads_num unset = heads_num)
+    "rotary_position_embedding": False, "local_kv_heads_num": 0, "alibi_position_embedding": False,
 }
 # Only meaningful with a decoder (UER-py builds no tgt_embedding / decoder without "decoder").
 DECODER_KEYS = ("tgt_embedding", "decoder_layers_num", "share_embedding")
+# TencentPretrain-only keys: exported only when set (uer_py_llm.export_checks), so UER-py configs stay clean.
+LLM_KEYS = ("rotary_position_embedding", "local_kv_heads_num", "alibi_position_embedding")
 
 # Options of architectures uer does not have yet: a true value is refused, naming the feature.
 REFUSED_WHEN_SET = {
     "has_residual_attention": "residual attention (RealFormer) is not implemented in uer",
-    "rotary_position_embedding": "rotary positions come with the LLaMA family, not in uer yet (issue 12)",
-    "alibi_position_embedding": "ALiBi positions are not implemented in uer",
     "is_moe": "mixture-of-experts layers are not implemented in uer",
 }
 
@@ -94,19 +97,21 @@ IGNORED_KEYS = {
     "deepspeed", "deepspeed_config", "activation_checkpointing",
     "dynamic_masking", "full_sentences", "dup_factor", "short_seq_prob", "processes_num",
     "docs_buffer_size", "epochs_num", "warmup_steps",
+    # TencentPretrain's BLOOM configs: never reaches its attention (uer/convert/uer_py_llm.py)
+    "layer_number_scale",
 }
 
-SUPPORTED = {"embedding": ("word", "pos", "seg"), "tgt_embedding": ("word", "pos", "seg"),
+SUPPORTED = {"embedding": ("word", "pos", "seg", "sinusoidalpos"), "tgt_embedding": ("word", "pos", "seg", "sinusoidalpos"),
              "encoder": ("transformer",), "decoder": ("transformer",), "target": ("mlm", "sp", "lm"),
-             "hidden_act": ("gelu", "gelu_fast", "relu", "silu"), "layernorm": ("normal", "t5")}
+             "hidden_act": ("gelu", "gelu_fast", "relu", "silu"), "layernorm": ("normal", "t5", "rms")}
 WHY_NOT = {
-    "embedding": "UER-py's 'sinusoidalpos', 'dual' and speech/image embeddings are not converted",
-    "tgt_embedding": "UER-py's 'sinusoidalpos' and 'dual' target embeddings are not converted",
+    "embedding": "UER-py's 'dual' and speech/image embeddings are not converted",
+    "tgt_embedding": "UER-py's 'dual' target embeddings are not converted",
     "decoder": "UER-py has only the 'transformer' decoder",
     "encoder": "UER-py's rnn / lstm / gru / gatedcnn / dual encoders do not exist in uer",
     "target": "UER-py's bilm / cls targets are not converted",
     "hidden_act": "UER-py's 'linear' activation has no uer equivalent",
-    "layernorm": "UER-py has no other norm at this commit",
+    "layernorm": "UER-py / TencentPretrain have no other norm",
 }
 
 
@@ -176,8 +181,10 @@ def uer_py_config_to_uer(data: Dict[str, Any], vocab_size: int, source: str,
             raise ConfigError(f"{source}, key '{key}': {bad[0]!r} cannot be converted ({WHY_NOT[key]}); "
                               f"supported: {', '.join(allowed)}")
     _check_norms(out, _as_list(out["target"]), source)
-    # UER-py's "normal" is its own LayerNorm (unbiased std); its "t5" is T5's RMS norm, our "t5" (eps 1e-6).
-    out["layernorm"] = "t5" if out["layernorm"] == "t5" else "uer_py"
+    # UER-py's "normal" is its own LayerNorm (unbiased std); its "t5" is T5's RMS norm, our "t5" (eps 1e-6);
+    # TencentPretrain's "rms" (LLaMA) is ours too, with eps = layernorm_eps (their default 1e-6, not HF's 1e-5).
+    out["layernorm"] = out["layernorm"] if out["layernorm"] in ("t5", "rms") else "uer_py"
+    uer_py_llm.import_options(out, source, notes)
     if out["relative_position_embedding"] and not out["remove_attention_scale"]:
         raise ConfigError(f"{source}, key 'remove_attention_scale': false together with "
                           "\"relative_position_embedding\": true cannot be converted: UER-py adds the relative "
@@ -199,13 +206,14 @@ def uer_py_config_to_uer(data: Dict[str, Any], vocab_size: int, source: str,
 
 def _check_norms(out: Dict[str, Any], targets: List[str], source: str) -> None:
     """UER-py's "layernorm": "t5" changes the transformer's norms only: the embedding's and the mlm head's
-    stay UER-py's LayerNorm.  uer has one norm kind per model, so only configs without those convert."""
-    if out["layernorm"] != "t5":
+    stay UER-py's LayerNorm (so do TencentPretrain's with "rms").  uer has one norm kind per model, so
+    only configs without those convert."""
+    if out["layernorm"] not in ("t5", "rms"):
         return
     if not out["remove_embedding_layernorm"] or "mlm" in targets:
         where = "'remove_embedding_layernorm' is false" if not out["remove_embedding_layernorm"] else \
             "target 'mlm' has its own norm"
-        raise ConfigError(f"{source}, key 'layernorm': 't5' gives UER-py's transformer layers T5's RMS norm but "
+        raise ConfigError(f"{source}, key 'layernorm': {out['layernorm']!r} gives UER-py's transformer layers an RMS norm but "
                           f"keeps its LayerNorm in the embedding and the mlm head, and here {where}; uer has "
                           "one norm kind per model, so this mix cannot be converted (UER-py's T5 configs set "
                           "\"remove_embedding_layernorm\": true with target [\"lm\"])")
@@ -216,13 +224,20 @@ def uer_config_to_uer_py(config: ModelConfig, source: str = "the uer config") ->
     UER-py would compute something else."""
     t5_norm = config.layernorm in ("t5", "rms")       # one RMS norm here, UER-py's T5LayerNorm there
     norm_kind = config.layernorm if t5_norm else "uer_py"
+    extra = uer_py_llm.export_checks(config, source)
+    # LLaMA-style models exist only in TencentPretrain: its "rms" norm reads layernorm_eps; elsewhere write
+    # "t5", which both toolkits have (UER-py's is fixed at eps 1e-6).
+    their_norm = "rms" if config.layernorm == "rms" and extra else ("t5" if t5_norm else "normal")
     checks = {"layernorm": norm_kind, "layernorm_eps": 1e-6, "pretrainer": "", "enhanced_mask_decoder": False,
               "encoder": "transformer", "attention_dropout": -1.0}
+    if their_norm == "rms":
+        checks.pop("layernorm_eps")
+        if abs(config.layernorm_eps - 1e-6) > 1e-12:
+            extra["layernorm_eps"] = config.layernorm_eps
     if config.relative_position_embedding:
         checks.update(remove_attention_scale=True, relative_attention_max_distance=128)
     if config.decoder:
-        checks.update(decoder="transformer", decoder_heads_num=0, decoder_feedforward_size=0, tgt_vocab_size=0,
-                      scale_embedding=False)
+        checks.update(decoder="transformer", decoder_heads_num=0, decoder_feedforward_size=0, tgt_vocab_size=0)
     why = {"layernorm": "UER-py has only its own LayerNorm (unbiased std, eps on the std) and T5's RMS norm "
                         "(\"t5\"); a model trained here with torch's LayerNorm would compute differently there. "
                         "Models imported from UER-py have \"layernorm\": \"uer_py\" or \"t5\"",
@@ -237,8 +252,7 @@ def uer_config_to_uer_py(config: ModelConfig, source: str = "the uer config") ->
            "decoder": "UER-py has only the transformer decoder",
            "decoder_heads_num": "UER-py's decoder has the encoder's heads_num (0 = the encoder's here)",
            "decoder_feedforward_size": "UER-py's decoder has the encoder's feedforward_size (0 = the encoder's)",
-           "tgt_vocab_size": "a separate target vocabulary (UER-py's data_processor mt) is not exported yet",
-           "scale_embedding": "UER-py's word embedding is not scaled by sqrt(emb_size)"}
+           "tgt_vocab_size": "a separate target vocabulary (UER-py's data_processor mt) is not exported yet"}
     if config.decoder_heads_num == config.heads_num:
         checks.pop("decoder_heads_num", None)
     if config.decoder_feedforward_size == config.feedforward_size:
@@ -251,17 +265,19 @@ def uer_config_to_uer_py(config: ModelConfig, source: str = "the uer config") ->
             raise ConfigError(f"{source}: '{key}' is {value!r}, a UER-py model needs {wanted!r} ({why[key]})")
     _check_norms({"layernorm": "t5" if t5_norm else "normal", "remove_embedding_layernorm": config.remove_embedding_layernorm},
                  list(config.target), source)
+    theirs = uer_py_llm.export_embeddings(config, source)
     for key in ("embedding", "target", "hidden_act") + (("tgt_embedding",) if config.decoder else ()):
-        values = _as_list(getattr(config, key))
+        values = _as_list(theirs[key] if key in theirs else getattr(config, key))
         bad = [v for v in (values if isinstance(values, list) else [values]) if v not in SUPPORTED[key]]
         if bad:
             raise ConfigError(f"{source}: '{key}' {bad[0]!r} has no UER-py counterpart the converter writes; "
                               f"supported: {', '.join(SUPPORTED[key])}")
     out = {key: getattr(config, key) for key in UER_PY_MODEL_KEYS
-           if key not in ("layernorm", "layernorm_eps", "attention_head_size", "decoder") + DECODER_KEYS}
-    out["layernorm"] = "t5" if t5_norm else "normal"
+           if key not in ("layernorm", "layernorm_eps", "attention_head_size", "decoder") + DECODER_KEYS + LLM_KEYS}
+    out["layernorm"] = their_norm
+    out.update(extra)
     if config.decoder:
-        out.update(decoder=config.decoder, tgt_embedding=list(config.tgt_embedding),
+        out.update(decoder=config.decoder, tgt_embedding=theirs["tgt_embedding"],
                    decoder_layers_num=config.decoder_layers_num or config.layers_num,
                    share_embedding=config.share_embedding)
         # With share_embedding UER-py's output layer is its own matrix whatever tie_weights says; its T5
@@ -269,7 +285,7 @@ def uer_config_to_uer_py(config: ModelConfig, source: str = "the uer config") ->
         out["tie_weights"] = config.tie_weights or config.share_embedding
     if config.attention_head_size and config.attention_head_size * config.heads_num != config.hidden_size:
         out["attention_head_size"] = config.attention_head_size
-    out["embedding"], out["target"] = list(config.embedding), list(config.target)
+    out["embedding"], out["target"] = theirs["embedding"], list(config.target)
     return out
 
 
@@ -283,6 +299,8 @@ def norm(ours: str, theirs: str) -> Entry:
 
 
 TGT_WORD = "tgt_embedding.word.embedding.weight"
+# Computed tables, no parameters on either side (UER-py keeps its sinusoid table as a plain attribute).
+FIXED_EMBEDDINGS = (uer_py_llm.SINUSOID_OURS,)
 # Our output layer tied to a decoder table that UER-py shares with the encoder: UER-py cannot tie it
 # (see the module docstring), so export writes it as its own matrix (uer_to_uer_py).
 def _tied_to_shared(config: ModelConfig) -> bool:
@@ -301,8 +319,14 @@ def _linear(config: ModelConfig):
         else linear
 
 
-def _attention(lin, ours: str, theirs: str) -> List[Row]:
+def _attention(lin, ours: str, theirs: str, config: Optional[ModelConfig] = None) -> List[Row]:
+    """q, k, v, output; with ``config`` given and rotary positions on, q's and k's rows are re-ordered
+    per head between TencentPretrain's interleaved rotary pairs and our rotate-half ones."""
     out = [lin(f"{ours}.{part}", f"{theirs}.linear_layers.{i}") for i, part in enumerate(("query", "key", "value"))]
+    if config is not None and config.rotary_position_embedding:
+        for i, heads in ((0, config.heads_num), (1, config.kv_heads)):
+            what = ("query", "key")[i] + f" ({theirs}.linear_layers.{i})"
+            out[i] = replace(out[i], transform=uer_py_llm.RotaryPairs(heads, config.head_size, what))
     return out + [lin(ours + ".output", theirs + ".final_linear")]
 
 
@@ -318,6 +342,8 @@ def decoder_rows(config: ModelConfig) -> List[Row]:
     out: List[Row] = []
     for name in config.tgt_embedding:
         theirs = f"tgt_embedding.{name}.embedding.weight"
+        if name in FIXED_EMBEDDINGS:
+            continue
         if name == "word" and config.share_embedding:
             out.append(Tied(theirs, WORD, written=True))
         else:
@@ -340,7 +366,7 @@ def decoder_rows(config: ModelConfig) -> List[Row]:
 def rows(config: ModelConfig) -> List[Row]:
     lin, layer_norm = _linear(config), _layer_norm(config)
     out: List[Row] = []
-    for name in config.embedding:
+    for name in (n for n in config.embedding if n not in FIXED_EMBEDDINGS):
         out.append(param(f"embedding.{name}.embedding.weight", f"embedding.{name}.embedding.weight",
                          VOCAB_ROWS if name == "word" else IDENTITY))
     if not config.remove_embedding_layernorm:
@@ -349,7 +375,7 @@ def rows(config: ModelConfig) -> List[Row]:
         out.append(linear("encoder.linear", "encoder.linear"))
     ours, theirs = ("encoder.layers.0.", "encoder.transformer.") if config.parameter_sharing else \
         ("encoder.layers.{i}.", "encoder.transformer.{i}.")
-    out += _attention(lin, ours + "attention", theirs + "self_attn")
+    out += _attention(lin, ours + "attention", theirs + "self_attn", config)
     out += _ffn(config, lin, ours + "feed_forward", theirs + "feed_forward")
     out += [layer_norm(ours + "norm_1", theirs + "layer_norm_1"), layer_norm(ours + "norm_2", theirs + "layer_norm_2")]
     if config.layernorm_positioning == "pre":

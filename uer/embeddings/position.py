@@ -49,13 +49,31 @@ def sinusoid_table(length: int, dim: int, layout: str = "interleaved") -> torch.
         table[:, 0::2] = torch.sin(position * freq)
         table[:, 1::2] = torch.cos(position * freq[: dim // 2])
         return table
+    if layout == "uer_py":
+        return _uer_py_sinusoid_table(length, dim)
     if layout != "halves":
-        raise ValueError(f"sinusoid layout '{layout}' is not one of interleaved, halves")
+        raise ValueError(f"sinusoid layout '{layout}' is not one of interleaved, halves, uer_py")
     if dim % 2:
         raise ValueError(f"the halves sinusoid layout needs an even emb_size, got {dim}")
     angle = torch.arange(length, dtype=torch.float64)[:, None] / torch.pow(
         torch.tensor(10000.0, dtype=torch.float64), torch.arange(0, dim, 2, dtype=torch.float64) / dim)[None, :]
     return torch.cat([torch.sin(angle), torch.cos(angle)], dim=1).float()
+
+
+def _uer_py_sinusoid_table(length: int, dim: int) -> torch.Tensor:
+    """UER-py's / TencentPretrain's text "sinusoidalpos": sin and cos interleaved, but frequencies
+    10000^(-i / (d/2 - 1)) (fairseq's spacing, not Vaswani's 10000^(-2i / d)), position p read from row
+    p + 2 of their table (fairseq's padding offset).  Computed in float32 with their operations, so the
+    table is theirs bit for bit."""
+    half = dim // 2
+    if dim % 2 or half < 2:
+        raise ValueError(f"UER-py's sinusoid table needs an even emb_size >= 4 (theirs fails on odd), got {dim}")
+    freq = torch.exp(torch.arange(half, dtype=torch.float) * -(math.log(10000) / (half - 1)))
+    angle = torch.arange(length + 2, dtype=torch.float).unsqueeze(1) * freq.unsqueeze(0)
+    table = torch.zeros(length + 2, dim)
+    table[:, 0::2] = torch.sin(angle)
+    table[:, 1::2] = torch.cos(angle)
+    return table[2:].clone()
 
 
 @EMBEDDINGS.register("sinusoidalpos")
@@ -88,3 +106,11 @@ class HalvesSinusoidalPositionEmbedding(SinusoidalPositionEmbedding):
     """The same frequencies with the sines first and the cosines second (Hugging Face's PEGASUS and
     Marian, fairseq): a separate name, so "sinusoidalpos" models keep their table."""
     layout = "halves"
+
+
+@EMBEDDINGS.register("sinusoidalpos_uer_py")
+@TARGET_EMBEDDINGS.register("sinusoidalpos_uer_py")
+class UerPySinusoidalPositionEmbedding(SinusoidalPositionEmbedding):
+    """UER-py's / TencentPretrain's "sinusoidalpos" table (see ``_uer_py_sinusoid_table``), selected when
+    their PEGASUS / Transformer checkpoints are imported (uer/convert/uer_py.py)."""
+    layout = "uer_py"
