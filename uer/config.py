@@ -157,6 +157,10 @@ class ModelConfig:
     pretrainer: str = ""             # a PRETRAINERS name: "" (the targets above) | "electra" (generator +
                                      # discriminator); uer.models.pretrained.backbone_config: what tasks keep
     rtd: RtdConfig = field(default_factory=RtdConfig)
+    # --- speed switches (same results, less work; docs/performance.md) ------------------------------
+    unpad: bool = False               # encoder drops padding tokens: FFN/norms/projections on real tokens only
+    lm_loss_chunk_size: int = 0       # lm/mlm loss over the vocabulary in chunks of this many positions,
+                                      # never materialising all logits (0: off)
 
     # --- derived ---------------------------------------------------------------------------------
     @property
@@ -452,6 +456,7 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
                           "set \"factorized_embedding_parameterization\": true (ALBERT) or make them equal")
     _validate_decoder_side(c, source)
     _validate_llm_options(c, source)
+    _validate_speed_options(c, source)
     if "lm" in c.target and c.mask == "fully_visible" and not c.decoder:
         raise ConfigError(f"{source}: target 'lm' with mask 'fully_visible' lets every position see the "
                           "token it must predict; set \"mask\": \"causal\"")
@@ -485,6 +490,28 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     if m.span_masking and not (0.0 < m.span_geo_prob <= 1.0 and m.span_max_length >= 1):
         raise ConfigError(f"{source}, keys 'masking.span_geo_prob'/'span_max_length': need 0 < p ≤ 1 and "
                           "max length ≥ 1")
+
+
+def _validate_speed_options(c: ModelConfig, source: str) -> None:
+    """unpad: only a bidirectional "transformer" encoder without a decoder, and no position scheme
+    that needs the padded grid (T5 buckets, DeBERTa); the loss chunk is a count of positions."""
+    if c.lm_loss_chunk_size < 0:
+        raise ConfigError(f"{source}, key 'lm_loss_chunk_size': a number of positions per chunk (0: off), "
+                          f"got {c.lm_loss_chunk_size}")
+    if not c.unpad:
+        return
+    refusals = [
+        (c.encoder != "transformer", "encoder", f"unpadding is built into the \"transformer\" encoder, got "
+                                                 f"'{c.encoder}' (DeBERTa's disentangled attention needs the padded grid)"),
+        (c.mask != "fully_visible", "mask", f"unpadding serves bidirectional encoders (BERT, ModernBERT), got "
+                                            f"mask '{c.mask}' (causal LMs pack sequences instead)"),
+        (bool(c.decoder), "decoder", "unpadding is not supported for encoder-decoder models"),
+        (c.relative_position_embedding, "relative_position_embedding",
+         "T5 relative buckets are not supported with unpadding (absolute, rotary and ALiBi are)"),
+    ]
+    for refused, key, why in refusals:
+        if refused:
+            raise ConfigError(f"{source}, key '{key}': {why}; set \"unpad\": false")
 
 
 def _validate_decoder_side(c: ModelConfig, source: str) -> None:
