@@ -18,6 +18,7 @@ import argparse
 import logging
 from typing import List, Optional
 
+from uer.cli.adapter_args import add_adapter_args, adapter_from_args, flags_given
 from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
 from uer.cli.generation_args import (add_generation_args, batches_by_length, generator_for, read_lines,
                                      settings_from_args)
@@ -47,12 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Tokens in all (start token + prompt + continuation); default the model's max_seq_length.")
     add_generation_args(p, seq2seq=False)
     add_model_override_args(p)
+    add_adapter_args(p)
     return p
 
 
 @cli_entry
 def main(argv: Optional[List[str]] = None) -> List[str]:
     args = build_parser().parse_args(argv)
+    adapter = adapter_from_args(args, flags_given(build_parser, argv))
     check_minimums(("--batch_size", args.batch_size, 1), ("--seq_length", 2 if args.seq_length is None
                                                            else args.seq_length, 2))
     refuse_outputs_over_inputs(args, [Output("prediction_path")])
@@ -78,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     settings = settings_from_args(args, max_new_tokens, vocab.sep_id,
                                   vocab.pad_id if vocab.pad_id is not None else 0)
     device = pick_device(args.device)
-    model = load_generative_model(args.load_model_path, config, seq2seq=False).to(device)
+    model = load_generative_model(args.load_model_path, config, seq2seq=False, adapter=adapter).to(device)
     generator = generator_for(args.seed, device)
     continuations: List[List[int]] = [[] for _ in prompts]
     for batch in batches_by_length([len(p) for p in prompts], args.batch_size):

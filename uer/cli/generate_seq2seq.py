@@ -20,6 +20,7 @@ import argparse
 import logging
 from typing import List, Optional
 
+from uer.cli.adapter_args import add_adapter_args, adapter_from_args, flags_given
 from uer.cli.common import add_tokenizer_args, cli_entry, tokenizer_from_args
 from uer.cli.generation_args import (add_generation_args, batches_by_length, generator_for, read_lines,
                                      settings_from_args)
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Target tokens at most (start token included); default the model's max_seq_length.")
     add_generation_args(p, seq2seq=True)
     add_model_override_args(p)
+    add_adapter_args(p)
     return p
 
 
@@ -86,6 +88,7 @@ def special_id(vocab, token: Optional[str], name: str, flag: str) -> int:
 @cli_entry
 def main(argv: Optional[List[str]] = None) -> List[str]:
     args = build_parser().parse_args(argv)
+    adapter = adapter_from_args(args, flags_given(build_parser, argv))
     check_minimums(("--batch_size", args.batch_size, 1),
                    ("--seq_length", 3 if args.seq_length is None else args.seq_length, 3),
                    ("--tgt_seq_length", 2 if args.tgt_seq_length is None else args.tgt_seq_length, 2))
@@ -134,7 +137,7 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     pad_id = tgt_vocab.pad_id if tgt_vocab.pad_id is not None else 0
     settings = settings_from_args(args, max_new_tokens, end_id, pad_id)
     device = pick_device(args.device)
-    model = load_generative_model(args.load_model_path, config, seq2seq=True).to(device)
+    model = load_generative_model(args.load_model_path, config, seq2seq=True, adapter=adapter).to(device)
     generator = generator_for(args.seed, device)
     targets: List[List[int]] = [[] for _ in sources]
     for batch in batches_by_length([len(s) for s in sources], args.batch_size):

@@ -1,10 +1,13 @@
 """A generative checkpoint loaded for generation: a plain model with an "lm" target (decoder-only, or
-encoder-decoder with the lm target on the decoder), weights strict, other targets ignored."""
+encoder-decoder with the lm target on the decoder), weights strict, other targets ignored; optionally
+with a trained LoRA adapter on top (computed beside the base weights, not merged into them)."""
 
 import os
+from typing import Optional, Tuple
 
 from uer.config import ModelConfig
 from uer.errors import CheckpointError, ConfigError
+from uer.models.lora import LoraConfig, apply_lora, load_lora_weights
 from uer.models.weights import load_weights, read_weights
 
 
@@ -14,7 +17,9 @@ def require_checkpoint(weights_path: str) -> None:
                               ".safetensors), e.g. one written by pretrain.py or scripts/convert.py")
 
 
-def load_generative_model(weights_path: str, config: ModelConfig, seq2seq: bool):
+def load_generative_model(weights_path: str, config: ModelConfig, seq2seq: bool,
+                          adapter: Optional[Tuple[LoraConfig, str]] = None):
+    """``adapter``: (its LoRA settings, the adapter file) — a --use_lora run's output over this base."""
     from uer.models import build_model
     from uer.models.pretrained import backbone_config, backbone_source
     require_checkpoint(weights_path)
@@ -45,4 +50,8 @@ def load_generative_model(weights_path: str, config: ModelConfig, seq2seq: bool)
     config.target = ["lm"]
     model = build_model(config)
     load_weights(model, state, ignore_unexpected=others, source=weights_path)
+    if adapter is not None:
+        lora, adapter_path = adapter
+        apply_lora(model, lora)
+        load_lora_weights(model, adapter_path)
     return model.eval()
