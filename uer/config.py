@@ -132,6 +132,14 @@ class ModelConfig:
     rope_theta: float = 10000.0       # RoPE base (LLaMA-3: 500000, Qwen2: 1000000)
     rope_scaling: RopeScalingConfig = field(default_factory=RopeScalingConfig)
     alibi_position_embedding: bool = False    # ALiBi: a per-head linear distance penalty on the attention scores
+    # --- encoder recipes (ModernBERT) -------------------------------------------------------------
+    local_attention_window: int = 0   # > 0: sliding-window layers see keys within window / 2 on each side
+    global_attention_every_n_layers: int = 0   # with a window: layer i is global when i % n == 0 (ModernBERT: 3);
+                                               # 0: every layer local
+    local_rope_theta: float = 0.0     # the local layers' RoPE base (ModernBERT: 10000 vs rope_theta 160000); 0: rope_theta
+    layernorm_bias: bool = True       # false: LayerNorms without bias (ModernBERT), "layernorm": "normal" only
+    first_layer_attention_norm: bool = True   # false: layer 0 attends to the embedding norm's output (ModernBERT)
+    mlm_dense_bias: bool = True       # the mlm head's dense layer has a bias (ModernBERT: false)
     # --- decoder side (encoder-decoder models: T5, BART, MT); "" / [] = none -------------------
     tgt_embedding: List[str] = field(default_factory=list)   # parts of the decoder's input embedding
     decoder: str = ""                 # a DECODERS name
@@ -456,6 +464,7 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
                           "set \"factorized_embedding_parameterization\": true (ALBERT) or make them equal")
     _validate_decoder_side(c, source)
     _validate_llm_options(c, source)
+    _validate_encoder_recipe_options(c, source)
     _validate_speed_options(c, source)
     if "lm" in c.target and c.mask == "fully_visible" and not c.decoder:
         raise ConfigError(f"{source}: target 'lm' with mask 'fully_visible' lets every position see the "
@@ -604,6 +613,51 @@ def _validate_llm_options(c: ModelConfig, source: str) -> None:
     if s.type == "llama3" and not (0 < s.low_freq_factor < s.high_freq_factor and math.isfinite(s.high_freq_factor)):
         raise ConfigError(f"{source}, keys 'rope_scaling.low_freq_factor'/'high_freq_factor': need 0 < low < high "
                           f"(LLaMA-3.1: 1 and 4), got {s.low_freq_factor} and {s.high_freq_factor}")
+
+
+def _validate_encoder_recipe_options(c: ModelConfig, source: str) -> None:
+    """Sliding-window layers, their RoPE base and ModernBERT's bias-free norms: values that work, and
+    keys that would silently change nothing refused."""
+    window, every = c.local_attention_window, c.global_attention_every_n_layers
+    if window < 0 or window % 2 or window == 1:
+        raise ConfigError(f"{source}, key 'local_attention_window': the window must be an even number of "
+                          f"tokens (a query sees window / 2 on each side; ModernBERT: 128) or 0 (none), got {window}")
+    if every < 0:
+        raise ConfigError(f"{source}, key 'global_attention_every_n_layers': must be >= 0 (ModernBERT: 3), got {every}")
+    if every and not window:
+        raise ConfigError(f"{source}, key 'global_attention_every_n_layers': places global layers among "
+                          "sliding-window ones; set \"local_attention_window\" (e.g. 128) or remove the key")
+    if every == 1:
+        raise ConfigError(f"{source}, key 'global_attention_every_n_layers': 1 makes every layer global, so the "
+                          "window is never used; use >= 2 (ModernBERT: 3) or remove \"local_attention_window\"")
+    if not math.isfinite(c.local_rope_theta) or (c.local_rope_theta and c.local_rope_theta <= 1.0):
+        raise ConfigError(f"{source}, key 'local_rope_theta': the local layers' RoPE base must be > 1 (ModernBERT: "
+                          f"10000) or 0 (rope_theta), got {c.local_rope_theta}")
+    if c.local_rope_theta and not (window and c.rotary_position_embedding):
+        raise ConfigError(f"{source}, key 'local_rope_theta': sets the RoPE base of sliding-window layers; it needs "
+                          "\"rotary_position_embedding\": true and \"local_attention_window\" > 0, or remove it")
+    if window and (c.encoder != "transformer" or c.decoder):
+        raise ConfigError(f"{source}, key 'local_attention_window': built for the \"transformer\" encoder of an "
+                          f"encoder-only or decoder-only model, got encoder '{c.encoder}'"
+                          f"{' with a decoder' if c.decoder else ''}; remove the key")
+    if not c.layernorm_bias and c.layernorm != "normal":
+        raise ConfigError(f"{source}, key 'layernorm_bias': false drops the bias of \"layernorm\": \"normal\"; "
+                          f"'{c.layernorm}' norms {'have none' if c.layernorm in ('rms', 't5') else 'always keep it'}"
+                          "; remove the key")
+    for key in ("layernorm_bias", "first_layer_attention_norm"):
+        if not getattr(c, key) and (c.encoder != "transformer" or c.decoder):
+            raise ConfigError(f"{source}, key '{key}': false applies to the \"transformer\" encoder without a "
+                              f"decoder (ModernBERT), got encoder '{c.encoder}'{' with a decoder' if c.decoder else ''}; "
+                              "remove the key")
+    if not c.first_layer_attention_norm and c.layernorm_positioning != "pre":
+        raise ConfigError(f"{source}, key 'first_layer_attention_norm': false drops the first layer's pre-attention "
+                          "norm (the embedding's norm serves), which needs \"layernorm_positioning\": \"pre\"")
+    if not c.first_layer_attention_norm and c.parameter_sharing:
+        raise ConfigError(f"{source}, key 'first_layer_attention_norm': false cannot hold with \"parameter_sharing\" "
+                          "(one layer serves every depth); remove one of them")
+    if not c.mlm_dense_bias and "mlm" not in c.target:
+        raise ConfigError(f"{source}, key 'mlm_dense_bias': configures the 'mlm' target's head, got target "
+                          f"{c.target}; remove the key")
 
 
 def _divisor_hint(hidden: int, heads: int) -> int:

@@ -44,7 +44,7 @@ class Embedding(nn.Module):
         # Transformer / PEGASUS: token embeddings x sqrt(d_model), positions unscaled.
         self.word_scale = math.sqrt(config.emb_size) if config.scale_embedding else 1.0
         self.norm = None if config.remove_embedding_layernorm else \
-            build_norm(config.layernorm, config.emb_size, config.layernorm_eps)
+            build_norm(config.layernorm, config.emb_size, config.layernorm_eps, config.layernorm_bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def word_weight(self) -> torch.Tensor:

@@ -14,6 +14,7 @@ from uer.errors import ConfigError
 from uer.layers.alibi import build_alibi_position
 from uer.layers.attention import AttentionCache, MultiHeadAttention, PositionScheme, Positions
 from uer.layers.feed_forward import build_feed_forward
+from uer.layers.local_attention import build_local_window, is_local_layer
 from uer.layers.masks import AttentionMask, build_attention_mask
 from uer.layers.norms import build_norm
 from uer.layers.rotary import build_rotary_position
@@ -23,7 +24,9 @@ from uer.partitioned import full_numel, full_shape
 
 
 class TransformerLayer(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, index: int = 0):
+        """``index``: the layer's depth (ModernBERT's layer 0 has no pre-attention norm: the embedding's
+        norm serves, ``first_layer_attention_norm`` false)."""
         super().__init__()
         bias = not config.remove_transformer_bias
         self.pre_norm = config.layernorm_positioning == "pre"
@@ -34,8 +37,10 @@ class TransformerLayer(nn.Module):
                                             qkv_bias=bias or config.attention_qkv_bias)
         self.feed_forward = build_feed_forward(config.feed_forward, config.hidden_size,
                                                config.feedforward_size, config.hidden_act, bias=bias)
-        self.norm_1 = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps)
-        self.norm_2 = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps)
+        norm_bias = config.layernorm_bias
+        self.norm_1 = nn.Identity() if index == 0 and not config.first_layer_attention_norm else \
+            build_norm(config.layernorm, config.hidden_size, config.layernorm_eps, norm_bias)
+        self.norm_2 = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps, norm_bias)
         self.dropout_1 = nn.Dropout(config.dropout)
         self.dropout_2 = nn.Dropout(config.dropout)
 
@@ -99,13 +104,17 @@ class TransformerEncoder(nn.Module):
         self.linear = nn.Linear(config.emb_size, config.hidden_size) \
             if config.factorized_embedding_parameterization else None
         count = 1 if config.parameter_sharing else config.layers_num
-        self.layers = nn.ModuleList(TransformerLayer(config) for _ in range(count))
-        self.final_norm = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps) \
-            if config.layernorm_positioning == "pre" else None
+        self.layers = nn.ModuleList(TransformerLayer(config, i) for i in range(count))
+        self.final_norm = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps,
+                                     config.layernorm_bias) if config.layernorm_positioning == "pre" else None
         # Attention-level positions, shared by all layers (T5 buckets: bidirectional in the encoder);
         # the config allows at most one scheme.
         self.position: Optional[PositionScheme] = build_relative_position(config, bidirectional=True) \
             or build_rotary_position(config) or build_alibi_position(config)
+        # Sliding-window layers (ModernBERT): the band around the stack's scheme, or around their own rotary
+        # base; which layers are local is fixed by the config.
+        self.local_position = build_local_window(config, self.position)
+        self.local_layers = [is_local_layer(config, i) for i in range(config.layers_num)]
 
     def new_cache(self) -> EncoderCache:
         """A cache for incremental (causal) decoding; only a causal encoder can extend a sequence."""
@@ -117,7 +126,7 @@ class TransformerEncoder(nn.Module):
     def _positions(self, positions: Optional[torch.Tensor], batch: int, length: int, device,
                    cache: Optional[EncoderCache]) -> Optional[Positions]:
         """The position scheme's query/key positions; the cache remembers the keys' (per row)."""
-        if self.position is None:
+        if self.position is None and self.local_position is None:
             return None
         past = cache.length if cache is not None else 0
         if positions is None:
@@ -142,13 +151,26 @@ class TransformerEncoder(nn.Module):
             mask = cached_causal_mask(seg > 0, cache.keep)
             cache.keep = seg > 0 if cache.keep is None else torch.cat([cache.keep, seg > 0], dim=1)
         x = self.linear(emb) if self.linear is not None else emb
+        local_mask = self._local_mask(mask)
         for i in range(self.layers_num):
             layer = self.layers[0 if self.parameter_sharing else i]
+            position, layer_mask = (self.local_position, local_mask) if self.local_layers[i] else (self.position, mask)
             if self.activation_checkpointing and self.training and cache is None:
-                x = checkpoint(layer, x, mask, self.position, None, token_positions, use_reentrant=False)
+                x = checkpoint(layer, x, layer_mask, position, None, token_positions, use_reentrant=False)
             else:
-                x = layer(x, mask, self.position, cache.layers[i] if cache is not None else None, token_positions)
+                x = layer(x, layer_mask, position, cache.layers[i] if cache is not None else None, token_positions)
         return self.final_norm(x) if self.final_norm is not None else x
+
+    def _local_mask(self, mask: AttentionMask) -> AttentionMask:
+        """The sliding-window layers' mask: the stack's, where a padding query also sees itself, since the
+        window can leave it no visible key (softmax over nothing is NaN, and NaN values leak into every
+        query through their zero weights).  Real tokens attend exactly as under the stack's mask."""
+        if self.local_position is None or mask.attn_mask is None:
+            return mask
+        q_len, k_len = mask.attn_mask.shape[-2:]        # the queries are the last q_len of k_len positions
+        device = mask.attn_mask.device
+        itself = torch.arange(k_len, device=device)[None, :] == (k_len - q_len + torch.arange(q_len, device=device))[:, None]
+        return AttentionMask(mask.attn_mask | itself, mask.is_causal)
 
     def matmul_params_per_token(self) -> int:
         """Parameters used in matrix products per token per forward (shared layers count each use)."""

@@ -42,9 +42,11 @@ class UerPyLayerNorm(nn.Module):
         return out.to(x.dtype)
 
 
-def build_norm(kind: str, hidden_size: int, eps: float) -> nn.Module:
+def build_norm(kind: str, hidden_size: int, eps: float, bias: bool = True) -> nn.Module:
+    """``bias``: False drops the LayerNorm's bias (ModernBERT; config key ``layernorm_bias``); the
+    config allows it only with "normal" (RMSNorm has none, UER-py's LayerNorm always has one)."""
     if kind in ("rms", "t5"):
         return RMSNorm(hidden_size, eps)
     if kind == "uer_py":
         return UerPyLayerNorm(hidden_size, eps)
-    return nn.LayerNorm(hidden_size, eps=eps)
+    return nn.LayerNorm(hidden_size, eps=eps, bias=bias)

@@ -37,9 +37,9 @@ class MlmTarget(BatchFields, nn.Module):
     def __init__(self, config: ModelConfig, embedding: nn.Module):
         super().__init__()
         self.vocab_size = config.vocab_size
-        self.linear_1 = nn.Linear(config.hidden_size, config.emb_size)
+        self.linear_1 = nn.Linear(config.hidden_size, config.emb_size, bias=config.mlm_dense_bias)
         self.act = ACTIVATIONS[config.hidden_act]
-        self.norm = build_norm(config.layernorm, config.emb_size, config.layernorm_eps)
+        self.norm = build_norm(config.layernorm, config.emb_size, config.layernorm_eps, config.layernorm_bias)
         self.tied = config.tie_weights
         if self.tied:
             self._embedding = [embedding]   # a list: the tied table is not registered twice
