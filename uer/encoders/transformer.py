@@ -19,6 +19,7 @@ from uer.layers.masks import AttentionMask, build_attention_mask
 from uer.layers.norms import build_norm
 from uer.layers.rotary import build_rotary_position
 from uer.layers.t5_position import build_relative_position
+from uer.layers.unpad import Unpadded, repad, unpad, unpadded_attention
 from uer.registry import ENCODERS
 from uer.partitioned import full_numel, full_shape
 
@@ -44,13 +45,20 @@ class TransformerLayer(nn.Module):
         self.dropout_1 = nn.Dropout(config.dropout)
         self.dropout_2 = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: AttentionMask, position: Optional[PositionScheme] = None,
+    def forward(self, x: torch.Tensor, mask, position: Optional[PositionScheme] = None,
                 cache: Optional[AttentionCache] = None, positions: Optional[Positions] = None) -> torch.Tensor:
+        """x (B, L, H) with an AttentionMask, or an unpadded stream (T, H) with its ``Unpadded`` as
+        ``mask``: everything but attention works per token, so only attention tells them apart."""
         if self.pre_norm:
-            x = x + self.dropout_1(self.attention(self.norm_1(x), mask, position, cache=cache, positions=positions))
+            x = x + self.dropout_1(self._attend(self.norm_1(x), mask, position, cache, positions))
             return x + self.dropout_2(self.feed_forward(self.norm_2(x)))
-        x = self.norm_1(x + self.dropout_1(self.attention(x, mask, position, cache=cache, positions=positions)))
+        x = self.norm_1(x + self.dropout_1(self._attend(x, mask, position, cache, positions)))
         return self.norm_2(x + self.dropout_2(self.feed_forward(x)))
+
+    def _attend(self, x, mask, position, cache, positions) -> torch.Tensor:
+        if isinstance(mask, Unpadded):
+            return unpadded_attention(self.attention, x, mask, position)
+        return self.attention(x, mask, position, cache=cache, positions=positions)
 
 
 @dataclass
@@ -98,6 +106,7 @@ class TransformerEncoder(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.mask_kind = config.mask
+        self.unpad = config.unpad    # validate() allows it for bidirectional stacks without T5 buckets
         self.layers_num = config.layers_num
         self.parameter_sharing = config.parameter_sharing
         self.activation_checkpointing = False   # switched on by the trainer, not part of the model
@@ -144,6 +153,11 @@ class TransformerEncoder(nn.Module):
         ``cache`` (``new_cache()``): the L tokens follow ``cache.length`` cached ones; updated in place.
         ``positions`` (B, L): each token's position for rotary / ALiBi (left-padded prompts count real
         tokens only); None: 0.. L - 1 after the cached tokens."""
+        if self.unpad and cache is None:
+            if documents is not None:
+                raise ConfigError("\"unpad\": true cannot attend within packed documents (doc_ids); "
+                                  "set \"unpad\": false")
+            return self._forward_unpadded(emb, seg)
         token_positions = self._positions(positions, emb.size(0), emb.size(1), emb.device, cache)
         if cache is None:
             mask = build_attention_mask(self.mask_kind, seg, documents)
@@ -160,6 +174,20 @@ class TransformerEncoder(nn.Module):
             else:
                 x = layer(x, layer_mask, position, cache.layers[i] if cache is not None else None, token_positions)
         return self.final_norm(x) if self.final_norm is not None else x
+
+    def _forward_unpadded(self, emb: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        """The layers on the real tokens only (uer.layers.unpad); zeros at padding in the output."""
+        x, info = unpad(emb, seg)
+        x = self.linear(x) if self.linear is not None else x
+        for i in range(self.layers_num):
+            layer = self.layers[0 if self.parameter_sharing else i]
+            position = self.local_position if self.local_layers[i] else self.position
+            if self.activation_checkpointing and self.training:
+                x = checkpoint(layer, x, info, position, None, None, use_reentrant=False)
+            else:
+                x = layer(x, info, position)
+        x = self.final_norm(x) if self.final_norm is not None else x
+        return repad(x, info)
 
     def _local_mask(self, mask: AttentionMask) -> AttentionMask:
         """The sliding-window layers' mask: the stack's, where a padding query also sees itself, since the
