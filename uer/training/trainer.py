@@ -127,10 +127,13 @@ class Trainer:
     # -- loop -------------------------------------------------------------------------------------
     def _loader(self):
         # A private generator: the loader must not draw from the global RNG, or a resumed run's
-        # dropout masks would differ from the uninterrupted run's.
+        # dropout masks would differ from the uninterrupted run's.  On a GPU the batches are pinned:
+        # a non_blocking copy from pageable memory makes the host wait for the stream (a hidden sync).
+        device = getattr(self.engine, "device", None)
         return iter(DataLoader(self.batches, sampler=self.sampler, batch_size=None,
                                num_workers=self.cfg.num_workers, collate_fn=_identity,
                                generator=torch.Generator().manual_seed(0),
+                               pin_memory=isinstance(device, torch.device) and device.type == "cuda",
                                prefetch_factor=4 if self.cfg.num_workers > 0 else None))
 
     def train(self, until: Optional[int] = None) -> Dict[str, float]:
