@@ -154,3 +154,14 @@ def test_every_shipped_config_resolves_from_the_flags(path):
     if not own:
         assert resolved["optimizer"]["params"]["lr"] == 2e-4
     assert "auto" not in json.dumps(resolved)
+
+
+def test_a_deepspeed_activation_checkpointing_section_points_at_our_flag(caplog):
+    config = {"zero_optimization": {"stage": 3}, "activation_checkpointing": {"partition_activations": True}}
+    with caplog.at_level("WARNING", logger="uer"):
+        resolve(config)
+    assert "--activation_checkpointing" in caplog.text and "NOT recomputed" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="uer"):
+        resolve(config, "--activation_checkpointing")
+    assert "activation_checkpointing" not in caplog.text

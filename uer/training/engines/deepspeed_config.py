@@ -115,6 +115,12 @@ def resolve_deepspeed_config(config: dict, args, given: Set[str], world_size: in
                           "--scheduler/--warmup/--total_steps under every engine — remove the section")
 
     _reconcile_precision(config, args, given, source)
+    if "activation_checkpointing" in config and not getattr(args, "activation_checkpointing", False):
+        # DeepSpeed's section only configures deepspeed.checkpointing, which no uer module calls:
+        # a user who put it there expects recomputation and would otherwise get none, silently.
+        logger.warning("%s has an \"activation_checkpointing\" section, which configures DeepSpeed's own "
+                       "checkpointing API that uer does not use: layers are NOT recomputed; pass "
+                       "--activation_checkpointing for that", source)
 
     uses_own_optimizer = "optimizer" not in config and not offloads_optimizer(config)
     if "optimizer" not in config and not uses_own_optimizer:
