@@ -6,6 +6,7 @@ from torch import nn
 from uer.config import ModelConfig
 from uer.registry import TARGETS
 from uer.targets.batch_fields import BatchFields, collate_decoder_fields
+from uer.targets.chunked_loss import chunked_cross_entropy
 from uer.targets.metrics import accuracy
 
 
@@ -69,18 +70,27 @@ class LmTarget(BatchFields, nn.Module):
             if config.has_lmtarget_bias else None
         # T5 (Mesh TensorFlow) rescales the decoder output before its tied projection.
         self.hidden_scale = config.hidden_size ** -0.5 if (config.scale_tied_output and self.tied) else 1.0
+        self.loss_chunk_size = config.lm_loss_chunk_size   # 0: the whole logits tensor at once
+
+    def output_weight_tensor(self) -> torch.Tensor:
+        return self._embedding[0].word_weight() if self.tied else self.output_weight
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.hidden_scale != 1.0:
             hidden = hidden * self.hidden_scale
-        weight = self._embedding[0].word_weight() if self.tied else self.output_weight
-        return F.linear(hidden, weight, self.output_bias)[..., : self.vocab_size]
+        return F.linear(hidden, self.output_weight_tensor(), self.output_bias)[..., : self.vocab_size]
 
     def forward(self, hidden: torch.Tensor, batch: dict) -> dict:
         labels = batch["lm_labels"]
         if "lm_positions" in batch:      # only the predicted positions (collate_given_labels)
             positions = batch["lm_positions"]
             hidden = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
+        if self.loss_chunk_size:
+            if self.hidden_scale != 1.0:
+                hidden = hidden * self.hidden_scale
+            loss, acc = chunked_cross_entropy(hidden, self.output_weight_tensor(), self.output_bias, labels,
+                                              self.vocab_size, self.loss_chunk_size)
+            return {"loss": loss, "lm_loss": loss.detach(), "lm_acc": acc}
         logits = self.logits(hidden)
         loss = F.cross_entropy(logits.reshape(-1, self.vocab_size).float(), labels.reshape(-1),
                                ignore_index=-100)

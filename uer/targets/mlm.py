@@ -9,6 +9,7 @@ from uer.layers.enhanced_mask_decoder import EnhancedMaskDecoder
 from uer.layers.norms import build_norm
 from uer.registry import TARGETS
 from uer.targets.batch_fields import BatchFields
+from uer.targets.chunked_loss import chunked_cross_entropy
 from uer.targets.metrics import accuracy
 
 
@@ -50,6 +51,7 @@ class MlmTarget(BatchFields, nn.Module):
         # DeBERTa's enhanced mask decoder: absolute positions + the encoder's last layer re-run at the
         # selected positions (bound to the encoder by the model, see bind_encoder).
         self.decoder = EnhancedMaskDecoder(config) if config.enhanced_mask_decoder else None
+        self.loss_chunk_size = config.lm_loss_chunk_size   # 0: the whole logits tensor at once
 
     def bind_encoder(self, encoder: nn.Module) -> None:
         if self.decoder is not None:
@@ -61,12 +63,16 @@ class MlmTarget(BatchFields, nn.Module):
     def logits(self, hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """hidden (B, L, H), positions (B, P) -> logits (B, P, vocab_size).  With the enhanced mask
         decoder ``hidden`` is not read: the decoder starts from the encoder's last-layer input."""
+        return F.linear(self.transform(hidden, positions), self.output_weight_tensor(),
+                        self.output_bias)[..., : self.vocab_size]
+
+    def transform(self, hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The head's input to the vocabulary projection (B, P, emb_size) at the selected positions."""
         if self.decoder is not None:
             picked = self.decoder(positions)
         else:
             picked = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
-        picked = self.norm(self.act(self.linear_1(picked)))
-        return F.linear(picked, self.output_weight_tensor(), self.output_bias)[..., : self.vocab_size]
+        return self.norm(self.act(self.linear_1(picked)))
 
     def scores(self, logits: torch.Tensor, labels: torch.Tensor) -> dict:
         loss = F.cross_entropy(logits.reshape(-1, self.vocab_size).float(), labels.reshape(-1),
@@ -74,6 +80,11 @@ class MlmTarget(BatchFields, nn.Module):
         return {"loss": loss, "mlm_loss": loss.detach(), "mlm_acc": accuracy(logits, labels)}
 
     def forward(self, hidden: torch.Tensor, batch: dict) -> dict:
+        if self.loss_chunk_size:
+            loss, acc = chunked_cross_entropy(self.transform(hidden, batch["mlm_positions"]),
+                                              self.output_weight_tensor(), self.output_bias, batch["mlm_labels"],
+                                              self.vocab_size, self.loss_chunk_size)
+            return {"loss": loss, "mlm_loss": loss.detach(), "mlm_acc": acc}
         return self.scores(self.logits(hidden, batch["mlm_positions"]), batch["mlm_labels"])
 
     def flops_per_token(self, config: ModelConfig, predicted_fraction: float) -> float:
