@@ -16,7 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # by test_ul2_glm.py);
 # METRO (models/metro/) by test_metro.py; DeepSpeed engine configs (models/deepspeed/) are not model configs.
 OTHER_TESTS = ("electra", "deberta_v3", "metro", "deepspeed", "t5", "t5_v1_1", "bart", "pegasus", "transformer", "ul2", "glm",
-               "llama", "llama2", "llama3", "mistral", "qwen2", "bloom")   # decoder-only LLMs: test_llm_configs.py
+               "llama", "llama2", "llama3", "mistral", "qwen2", "bloom",   # decoder-only LLMs: test_llm_configs.py
+               "modernbert", "mosaicbert")   # pre-norm / GLU encoder recipes: test_modernbert.py
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "models", "**", "*.json"), recursive=True)
                  if not any(os.sep + d + os.sep in p for d in OTHER_TESTS))
 SMALL = {"bert/tiny.json", "bert/mini.json", "bert/small.json"}

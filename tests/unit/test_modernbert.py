@@ -196,6 +196,17 @@ def test_shipped_config_has_the_published_size_and_converts(name):
     assert {f.name for f in dataclasses.fields(again) if getattr(again, f.name) != getattr(imported, f.name)} == set()
 
 
+@pytest.mark.parametrize("name", ["modernbert/base", "modernbert/large", "mosaicbert/base"])
+def test_shipped_recipes_load_round_trip_and_run(name):
+    path = os.path.join(ROOT, "models", name + ".json")
+    config = load_config(path)
+    assert config.vocab_size == 0 and config_from_dict(config.to_dict(), path) == config
+    small = load_config(path, {"vocab_size": 100, "layers_num": 4, "local_attention_window": 4} if "modern" in name
+                        else {"vocab_size": 100, "layers_num": 2})
+    with torch.device("meta"):
+        assert build_model(small, with_target=True).flops_per_token(128) > 0
+
+
 def test_mosaicbert_recipe():
     config = load_config(os.path.join(ROOT, "models", "mosaicbert", "base.json"), {"vocab_size": 30522})
     assert config.alibi_position_embedding and config.feed_forward == "gated"
