@@ -22,7 +22,10 @@ ROTARY = {**BERT, "embedding": ["word"], "rotary_position_embedding": True, "lay
 # MosaicBERT-like: ALiBi, GLU feed-forward, post-norm; 6 heads (slopes beyond a power of two).
 ALIBI = {**BERT, "embedding": ["word", "seg"], "alibi_position_embedding": True, "feed_forward": "gated",
          "hidden_act": "gelu", "heads_num": 6, "attention_head_size": 8}
-CONFIGS = {"bert": BERT, "rotary": ROTARY, "alibi": ALIBI}
+# ALBERT: factorised embeddings (the projection runs on the stream) and one shared layer.
+ALBERT = {**BERT, "emb_size": 16, "factorized_embedding_parameterization": True, "parameter_sharing": True,
+          "layers_num": 3}
+CONFIGS = {"bert": BERT, "rotary": ROTARY, "alibi": ALIBI, "albert": ALBERT}
 
 
 def batch_with_lengths(lengths, length=12, seed=0):

@@ -12,7 +12,8 @@ rotary and ALiBi see every token at its own position in its own sequence, as in 
 absolute positions were added by the embedding before unpadding.  Sequences are right-padded (what
 every collator writes): the tokens of a row are its seg > 0 positions, in order.
 
-Finding T is one host read per forward (the stream's length); every layer reuses it.
+Finding T and Lmax is one host read per forward (the lengths); every layer reuses them.  Shapes
+vary from batch to batch, so CUDA graphs / static-shape compilation do not apply to this path.
 """
 
 from dataclasses import dataclass
@@ -51,8 +52,9 @@ def unpad(x: torch.Tensor, seg: torch.Tensor) -> "tuple[torch.Tensor, Unpadded]"
     batch, length = seg.shape
     real = seg > 0
     lengths = real.sum(dim=1)                                   # (B,)
-    indices = real.flatten().nonzero().squeeze(1)               # the one host read: T
-    max_len = max(int(lengths.max()), 1) if batch else 1
+    on_host = lengths.tolist()                                  # the one host read: T and Lmax
+    max_len = max(on_host + [1])
+    indices = torch.nonzero_static(real.flatten(), size=sum(on_host)).squeeze(1)   # no second read
     slot = (real.cumsum(dim=1) - 1).flatten()[indices]          # rank of each token in its row
     grid_indices = indices // length * max_len + slot
     keep = torch.arange(max_len, device=seg.device)[None, :] < lengths[:, None]
