@@ -8,6 +8,7 @@ and refuses to write over any input; an adapter that does not fit the model is o
 
 import json
 import os
+import shutil
 
 import torch
 
@@ -77,6 +78,10 @@ def test_base_plus_adapter_generates_what_the_merged_checkpoint_generates(tmp_pa
     assert with_adapter == from_merged
     assert all(len(line.split()) > len(p.split()) for line, p in zip(with_adapter, PROMPTS))
     assert with_adapter != base_only
+    # a step checkpoint <adapter>-N finds the run's <adapter>.lora.json
+    shutil.copy(adapter, adapter + "-5")
+    assert generate_lm_main(lm_flags(tmp_path, base, "s.txt", "--lora_pretrained_model_path", adapter + "-5")) == \
+        with_adapter
     # the settings read from <adapter>.lora.json; the same settings given as flags (no file) agree
     os.rename(lora_config_path(adapter), str(tmp_path / "moved.lora.json"))
     by_flags = generate_lm_main(lm_flags(tmp_path, base, "d.txt", "--lora_pretrained_model_path", adapter,

@@ -3,15 +3,16 @@
 
 The flags are the fine-tuning scripts' (uer/cli/lora_args.py).  The adapter is
 ``--lora_pretrained_model_path``; its settings come from the ``<adapter>.lora.json`` that
-``pretrain.py --use_lora`` writes beside it, so ``--use_lora`` and the ``--lora_*`` values need not be
-repeated — any that are given must agree with that file.  Without the file (a step checkpoint
-``<out>-N``, or an adapter from elsewhere) the flags say how it was trained: ``--use_lora`` and the
-``--lora_r/--lora_alpha/--lora_targets/--dylora`` it was trained with.
+``pretrain.py --use_lora`` writes beside it (for a step checkpoint ``<out>-N``: ``<out>.lora.json``), so
+``--use_lora`` and the ``--lora_*`` values need not be repeated — any that are given must agree with
+that file.  Without the file (an adapter from elsewhere) the flags say how it was trained:
+``--use_lora`` and the ``--lora_r/--lora_alpha/--lora_targets/--dylora`` it was trained with.
 """
 
 import argparse
 import logging
 import os
+import re
 from typing import Callable, List, Optional, Tuple
 
 from uer.cli.lora_args import add_lora_args, freeze_prefixes_from_args, lora_config_from_args
@@ -51,9 +52,11 @@ def adapter_from_args(args, given: set) -> Optional[Tuple[LoraConfig, str]]:
     if not os.path.isfile(path):
         raise ConfigError(f"--lora_pretrained_model_path {path} does not exist")
     record_path = lora_config_path(path)
+    if not os.path.isfile(record_path):        # a step checkpoint <out>-N: the run's <out>.lora.json
+        record_path = lora_config_path(re.sub(r"-\d+$", "", path))
     if not os.path.isfile(record_path):
         if not args.use_lora:
-            raise ConfigError(f"--lora_pretrained_model_path {path} has no {record_path} beside it saying how it "
+            raise ConfigError(f"--lora_pretrained_model_path {path} has no {lora_config_path(path)} beside it saying how it "
                               "was trained; add --use_lora with the --lora_r/--lora_alpha/--lora_targets (and "
                               "--dylora) it was trained with")
         return lora_config_from_args(args), path
