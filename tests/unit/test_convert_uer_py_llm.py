@@ -157,6 +157,28 @@ def test_tencentpretrain_llama_imports_with_transformers_logits_and_exports_back
     assert float((_logits(model, src) - want).abs().max()) > 1e-3
 
 
+def test_convert_script_both_ways_on_a_tencentpretrain_llama(tmp_path):
+    import json
+    from uer.convert.cli import main as convert_main
+    tp_state = hf_llama_to_tencentpretrain(_tiny_llama(2).state_dict(), LAYERS, HEADS, 2, DIM)
+    torch.save(tp_state, tmp_path / "llama.bin")
+    (tmp_path / "config.json").write_text(json.dumps(_tp_config(2)), encoding="utf-8")
+    convert_main(["--from", "uer_py", "--to", "uer", "--input_model_path", str(tmp_path / "llama.bin"),
+                  "--input_config_path", str(tmp_path / "config.json"), "--output_model_path", str(tmp_path / "ours.bin")])
+    ours_config = tmp_path / "ours.json"
+    assert json.loads(ours_config.read_text(encoding="utf-8"))["kv_heads_num"] == 2
+    convert_main(["--from", "uer", "--to", "uer_py", "--input_model_path", str(tmp_path / "ours.bin"),
+                  "--config_path", str(ours_config), "--output_model_path", str(tmp_path / "back.bin")])
+    back = torch.load(tmp_path / "back.bin", map_location="cpu", weights_only=True)
+    assert sorted(back) == sorted(tp_state) and all(torch.equal(back[k], tp_state[k]) for k in tp_state)
+
+
+def test_rms_norm_with_a_decoder_is_refused():
+    with pytest.raises(ConfigError, match="'layernorm': 'rms' with a decoder"):
+        uer_py_config_to_uer({**BART, **SHRINK, "layernorm": "rms", "layernorm_positioning": "pre",
+                              "remove_embedding_layernorm": True}, 70, "bart.json")
+
+
 def test_their_script_reshape_of_k_by_n_heads_does_not_fit_grouped_query_attention():
     """Their script unpermutes k with n_heads (all it knows are LLaMA-1 shapes); with 2 key heads of 8
     features the reshape cannot even be done, hence kv heads for k here."""

@@ -69,6 +69,9 @@ def import_options(out: Dict[str, Any], source: str, notes: List[str]) -> None:
         notes.append("alibi_position_embedding: TencentPretrain parses it but its transformer encoder never "
                      "adds an ALiBi bias (nor uses layer_number_scale), so the model was trained and runs "
                      "without positions; imported so, with no position scheme")
+    if out["layernorm"] == "rms" and out.get("decoder"):
+        raise ConfigError(f"{source}, key 'layernorm': 'rms' with a decoder; TencentPretrain's decoder keeps its "
+                          "LayerNorm for the final norm (only 't5' changes it), a mix uer cannot build")
     if out.get("rotary_position_embedding"):
         if out.get("decoder"):
             raise ConfigError(f"{source}, key 'rotary_position_embedding': rotary positions in an "
