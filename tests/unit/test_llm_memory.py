@@ -63,6 +63,10 @@ def test_counts_of_published_configs():
     c = count_model(load_config(os.path.join(ROOT, "models", "llama2", "7b.json"), {"vocab_size": 32000}))
     layer = 4 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096
     assert c.largest_unit == layer and c.kv_width == 4096
+    assert activation_bytes(c, 2, 4096, True)["logits"] == 10 * 8192 * 32000
+    c = count_model(load_config(os.path.join(ROOT, "models", "llama2", "7b.json"),
+                                {"vocab_size": 32000, "lm_loss_chunk_size": 1024}))
+    assert activation_bytes(c, 2, 4096, True)["logits"] == 10 * 1024 * 32000     # one chunk's logits at a time
 
 
 def shipped(name):

@@ -34,7 +34,8 @@ Bytes saved for backward:
     no checkpoint  L x one layer
     logits         10 T V                   w-sized logits, the fp32 copy the loss takes, and its fp32
                                             log-softmax (the only one saved, 4 T V, but the three
-                                            coexist in the forward and again as gradients in backward)
+                                            coexist in the forward and again as gradients in backward);
+                                            with "lm_loss_chunk_size": c, 10 min(T, c) V (one chunk at a time)
 
 The per-layer and checkpointed formulas equal the bytes torch's saved-tensor hooks see on a tiny
 LLaMA in bf16 on the CPU exactly (tests/unit/test_llm_memory.py), so they describe our modules.
@@ -65,6 +66,7 @@ class ModelCounts:
     feedforward: int
     vocab: int
     heads: int
+    loss_chunk: int = 0     # config lm_loss_chunk_size: positions whose logits exist at once (0: all)
 
 
 @dataclass
@@ -101,7 +103,8 @@ def count_model(config: ModelConfig) -> ModelCounts:
     head_size = config.hidden_size // config.heads_num
     return ModelCounts(params=_numel(model), largest_unit=max(units), layers=config.layers_num,
                        hidden=config.hidden_size, kv_width=config.kv_heads * head_size,
-                       feedforward=config.feedforward_size, vocab=config.vocab_size, heads=config.heads_num)
+                       feedforward=config.feedforward_size, vocab=config.vocab_size, heads=config.heads_num,
+                       loss_chunk=int(getattr(config, "lm_loss_chunk_size", 0) or 0))
 
 
 def layer_activation_bytes(counts: ModelCounts, tokens: int, width: int = 2) -> float:
@@ -116,7 +119,8 @@ def activation_bytes(counts: ModelCounts, micro_batch: int, seq_length: int, che
     tokens = micro_batch * seq_length
     layer = layer_activation_bytes(counts, tokens, width)
     layers = counts.layers * tokens * counts.hidden * width + layer if checkpointing else counts.layers * layer
-    return {"activations": float(layers), "logits": float(10 * tokens * counts.vocab)}
+    scored = min(tokens, counts.loss_chunk) if counts.loss_chunk else tokens    # chunked loss: one chunk at a time
+    return {"activations": float(layers), "logits": float(10 * scored * counts.vocab)}
 
 
 def zero3_memory(counts: ModelCounts, ds_config: dict, gpus: int, gpus_per_node: int, micro_batch: int,
