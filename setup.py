@@ -61,5 +61,6 @@ setup(
         "uer-extract-features=uer.cli.extract_features:main",
         "uer-generate-lm=uer.cli.generate_lm:main",
         "uer-generate-seq2seq=uer.cli.generate_seq2seq:main",
+        "uer-merge-lora=uer.cli.merge_lora:main",
     ]},
 )
