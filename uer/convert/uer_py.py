@@ -28,8 +28,14 @@ Their norms are UER-py's own LayerNorm (unbiased std, eps on the std), which the
 selects as ``"layernorm": "uer_py"``; their ``"layernorm": "t5"`` is T5's RMS norm (weight only),
 ours ``"t5"``.  UER-py's encoder-decoder quirk: ``tie_weights`` ties the output layer to the decoder's
 own word table *before* ``share_embedding`` replaces that table by the encoder's, so a shared T5's
-output layer is a separate matrix (imported as ``"tie_weights": false``).  LLaMA-style models and
-separate target vocabularies are still refused, naming the key.
+output layer is a separate matrix (imported as ``"tie_weights": false``).
+
+TencentPretrain's LLaMA configs (rotary positions, ``local_kv_heads_num``, ``"layernorm": "rms"``, eps
+``layernorm_eps``, default 1e-6) use the same names; only the q / k rows are re-ordered per head
+between their interleaved rotary pairs and our rotate-half ones, and its BLOOM configs import as its
+code runs them (no ALiBi): see ``uer/convert/uer_py_llm.py``.  UER-py's ``sinusoidalpos`` (PEGASUS,
+Transformer) is our ``sinusoidalpos_uer_py`` table, with word embeddings x sqrt(emb_size) as theirs.
+Separate target vocabularies (``data_processor`` mt with ``--tgt_vocab_path``) are still refused.
 """
 
 import json
