@@ -23,6 +23,7 @@ HIDDEN_ACTS = ("gelu", "gelu_fast", "gelu_new", "gelu_pytorch_tanh", "relu", "si
 MASK_KINDS = ("fully_visible", "causal", "causal_with_prefix")
 LAYERNORM_KINDS = ("normal", "rms", "t5", "uer_py")   # uer_py: UER-py's LayerNorm (unbiased std)
 FEED_FORWARD_KINDS = ("dense", "gated")
+INIT_SCHEMES = ("normal", "t5")   # normal: BERT N(0, 0.02); t5: uer.models.t5_init
 POOLING_KINDS = ("first", "last", "mean", "max")
 
 # UER-py keys that name features this version does not implement: say so instead of "unknown key".
@@ -124,6 +125,8 @@ class ModelConfig:
     relative_attention_buckets_num: int = 32
     relative_attention_max_distance: int = 128
     remove_attention_scale: bool = False        # T5: no 1/sqrt(head_size) on q.k
+    init: str = "normal"             # initial weights: "normal" (BERT) | "t5" (Mesh TF's; needs
+                                     # remove_attention_scale, whose 1/sqrt(head_size) it carries)
     # --- decoder-only LLMs (LLaMA family, BLOOM) ---------------------------------------------------
     kv_heads_num: int = 0             # grouped-query attention: key/value heads (0: heads_num; 1: multi-query);
                                       # TencentPretrain's "local_kv_heads_num" is read as this key
@@ -428,6 +431,11 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     _choice(source, "layernorm_positioning", c.layernorm_positioning, ("pre", "post"))
     _choice(source, "layernorm", c.layernorm, LAYERNORM_KINDS)
     _choice(source, "feed_forward", c.feed_forward, FEED_FORWARD_KINDS)
+    _choice(source, "init", c.init, INIT_SCHEMES)
+    if c.init == "t5" and not c.remove_attention_scale:
+        raise ConfigError(f"{source}, key 'init': \"t5\" draws q with the 1/sqrt(head_size) that T5 leaves out "
+                          "of attention, so with the attention's own scaling it would apply twice; set "
+                          "\"remove_attention_scale\": true (as T5 does) or \"init\": \"normal\"")
     _choice(source, "pooling", c.pooling, POOLING_KINDS)
     for key in ("emb_size", "hidden_size", "feedforward_size", "heads_num", "layers_num", "max_seq_length",
                 "relative_attention_buckets_num", "relative_attention_max_distance"):

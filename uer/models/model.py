@@ -13,6 +13,7 @@ from uer.embeddings import Embedding
 from uer.embeddings.embedding import SharedWordEmbedding
 from uer.errors import ConfigError
 from uer.models.size_check import check_fits_in_memory
+from uer.models.t5_init import apply_t5_init
 from uer.partitioned import gathered
 from uer.models.seq2seq import build_decoder_side, seq2seq_lm_labels, target_side_config
 from uer.registry import DECODERS, EMBEDDINGS, ENCODERS, PRETRAINERS, TARGET_EMBEDDINGS, TARGETS
@@ -33,6 +34,13 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
                 nn.init.normal_(m.weight, std=std)
                 if getattr(m, "bias", None) is not None:
                     nn.init.zeros_(m.bias)
+
+
+def init_model_weights(module: nn.Module, config: ModelConfig) -> None:
+    """The config's initialisation scheme ("init"): BERT's draw, then T5's stds over its parts for "t5"."""
+    init_weights(module)
+    if config.init == "t5":
+        apply_t5_init(module, config.head_size, config.hidden_size)
 
 
 def build_backbone(config: ModelConfig):
@@ -61,7 +69,7 @@ class Model(nn.Module):
             if with_target else None
         if self.target is not None and config.enhanced_mask_decoder and "mlm" in self.target.names:
             self.target._modules["mlm"].bind_encoder(self.encoder)   # EMD re-runs the encoder's last layer
-        init_weights(self)
+        init_model_weights(self, config)
 
     def use_embedding(self, embedding: Embedding) -> None:
         """Make ``embedding`` (another model's: a composite's shared tables) this model's input embedding,

@@ -24,7 +24,8 @@ from torch import nn
 
 from uer.config import ModelConfig
 from uer.layers.pooling import ClassificationHead
-from uer.models import build_backbone, init_weights
+from uer.models import build_backbone
+from uer.models.model import init_model_weights
 from uer.registry import HEADS
 from uer.targets.metrics import accuracy
 
@@ -57,7 +58,7 @@ class TaskModel(nn.Module):
         self.embedding, self.encoder = build_backbone(config)
         self.head = HEADS.get(head, where="the task's head")(config, **self.head_options)
         self._loss = loss
-        init_weights(self)
+        init_model_weights(self, config)   # the backbone as its pretraining config draws it
 
     def encode(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         """src, seg: (B, L) -> hidden states (B, L, hidden_size)."""
