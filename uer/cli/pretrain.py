@@ -334,6 +334,9 @@ def pretrain(args, given: set, lora, freeze, device, world_size: int, ds_config,
     tokenizer = tokenizer_from_args(args)
     dataset = IndexedDataset(args.dataset_path)
     config = resolve_model_config(args)
+    if args.deep_init and config.init == "t5":
+        raise ConfigError(f"--deep_init redraws the residual projections from BERT's 0.02, but {args.config_path} "
+                          "sets \"init\": \"t5\" (T5's own std per matrix); drop --deep_init or set \"init\": \"normal\"")
     set_vocab_size(config, len(tokenizer.vocab), args.vocab_path or args.spm_model_path)
     tgt_tokenizer = target_tokenizer(dataset.meta, args, config, args.dataset_path)
     check_dataset(dataset.meta, tokenizer, args, config, args.dataset_path)
