@@ -161,6 +161,43 @@ def test_window_and_local_theta_are_used(tmp_path):
         assert diff > 1e-3, (change, diff)
 
 
+def test_unpadded_sliding_window_equals_padded():
+    """The recipe's "unpad": the band is applied on the unpadded attention grid too (each sequence at its own
+    positions): outputs and gradients equal the padded encoder's on the real tokens."""
+    config = json.load(open(os.path.join(ROOT, "models", "modernbert", "base.json")))
+    assert config["unpad"]
+    config.update(vocab_size=V, emb_size=32, hidden_size=32, feedforward_size=40, heads_num=4, layers_num=4,
+                  local_attention_window=4, dropout=0.0)
+    torch.manual_seed(0)
+    unpadded = build_model(config_from_dict({**config, "unpad": True}), with_target=True)
+    padded = build_model(config_from_dict({**config, "unpad": False}), with_target=True)
+    padded.load_state_dict(unpadded.state_dict())
+    src, seg, keep = batch()
+    src, seg, keep = src[1:], seg[1:], keep[1:]        # rows of 9 and 5 in 14 columns: Lmax < L
+    # A random projection, not sum(h^2): after a bias-free final LayerNorm that is nearly constant, its
+    # gradients only rounding noise.
+    weights = torch.randn(int(keep.sum()), config["hidden_size"], generator=torch.Generator().manual_seed(2))
+    outputs = []
+    for model in (unpadded, padded):
+        hidden = model.encode(src, seg)
+        (hidden[keep] * weights).sum().backward()
+        outputs.append((hidden[keep].detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                                if p.grad is not None}))
+    (h_u, g_u), (h_p, g_p) = outputs
+    assert float((h_u - h_p).abs().max()) < 1e-5
+    assert sorted(g_u) == sorted(g_p)
+    # fp32 sums in another order: within 1e-5 of each gradient's largest entry
+    bad = {n: float((g_u[n] - g_p[n]).abs().max()) for n in g_u
+           if float((g_u[n] - g_p[n]).abs().max()) > 1e-5 * max(1.0, float(g_p[n].abs().max()))}
+    assert not bad, bad
+    window_off = build_model(config_from_dict({**config, "local_attention_window": 0,
+                                               "global_attention_every_n_layers": 0, "local_rope_theta": 0.0}),
+                             with_target=True)
+    window_off.load_state_dict(unpadded.state_dict())
+    with torch.no_grad():
+        assert float((window_off.encode(src, seg)[keep] - h_u).abs().max()) > 1e-3
+
+
 def test_fused_halves_map_to_the_right_linears(tmp_path):
     """Wi's first half is activated (our linear_gate), its second multiplies (linear_1); Wqkv is q, k, v."""
     hf = hf_model("ModernBertModel", "eager", {})
@@ -189,7 +226,7 @@ def test_shipped_config_has_the_published_size_and_converts(name):
     conv = CONVERTERS.get("modernbert")()
     variant = conv.variants[0]
     imported = config_from_dict(conv.config_to_uer(hf, variant))
-    training_only = {"masking", "max_seq_length"}      # the recipe's 30% masking; both 8192 here anyway
+    training_only = {"masking", "unpad"}      # the recipe's 30% masking and unpadded encoder
     differ = {f.name for f in dataclasses.fields(imported) if getattr(imported, f.name) != getattr(shipped, f.name)}
     assert differ <= training_only, differ
     again = config_from_dict(conv.config_to_uer(conv.config_to_hf(shipped, variant), variant))
