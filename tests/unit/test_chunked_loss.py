@@ -145,3 +145,16 @@ def test_model_loss_and_gradients_equal_plain(base, lm_positions):
 def test_negative_chunk_size_refused():
     with pytest.raises(ConfigError, match="lm_loss_chunk_size"):
         config_from_dict({**GPT, "lm_loss_chunk_size": -1}, "test.json")
+
+
+def test_bf16_autocast_keeps_the_plain_precision():
+    """Under bf16 autocast the chunk's projection runs in bf16 and the loss in fp32, as on the plain
+    path (the checkpoint recomputes under the same autocast state)."""
+    hidden, weight, bias, labels = inputs(n=64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want, _ = plain(hidden, weight, bias, labels)
+        loss, _ = chunked_cross_entropy(hidden, weight, bias, labels, VOCAB, 16)
+    assert loss.dtype == want.dtype == torch.float32
+    assert torch.allclose(loss, want, atol=1e-5, rtol=0)      # the same bf16 logits, summed in fp32
+    for got, ref in zip(grads(loss, (hidden, weight)), grads(want, (hidden, weight))):
+        assert got.dtype == ref.dtype and torch.allclose(got, ref, atol=1e-2, rtol=0)

@@ -147,3 +147,17 @@ def test_packed_documents_refused():
     batch = batch_with_lengths([4, 4])
     with pytest.raises(ConfigError, match="unpad"):
         model.encode(batch["src"], batch["seg"], documents=torch.zeros_like(batch["seg"]))
+
+
+@pytest.mark.parametrize("name", ["rotary", "alibi"])
+def test_unpadded_under_bf16_autocast_matches_padded(name):
+    """bf16 autocast (the training setting): the same computation in the same dtypes, so the two
+    agree to bf16 rounding, and the output dtype is the padded encoder's."""
+    padded, unpadded = twin_models(CONFIGS[name])
+    batch = batch_with_lengths([7, 1, 12, 4], seed=3)
+    real = batch["seg"] > 0
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = padded.encode(batch["src"], batch["seg"])
+        got = unpadded.encode(batch["src"], batch["seg"])
+    assert got.dtype == want.dtype
+    assert torch.allclose(got[real].float(), want[real].float(), atol=5e-2, rtol=0)
