@@ -146,6 +146,34 @@ def test_parity_and_round_trip(case, tmp_path):
         assert torch.allclose(again[name], theirs[name], atol=1e-6, rtol=0), name
 
 
+def test_shipped_recipe_exports_with_vocab_and_parity(tmp_path):
+    """From uer: models/modernbert/base.json shrunk, random weights, exported with a vocabulary; transformers
+    gives the same logits and names [CLS] / [SEP] / [PAD] in its config."""
+    from uer.models.weights import save_weights
+    config = json.load(open(os.path.join(ROOT, "models", "modernbert", "base.json")))
+    config.update(emb_size=32, hidden_size=32, feedforward_size=40, heads_num=4, layers_num=4, max_seq_length=64,
+                  local_attention_window=4)
+    (tmp_path / "m.json").write_text(json.dumps(config))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(V - 5)]
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    torch.manual_seed(3)
+    model = build_uer_model(config_from_dict({**config, "vocab_size": V}), "pretrain").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    save_weights(model, tmp_path / "m.bin")
+    out = tmp_path / "hf"
+    convert_main(["--from", "uer", "--to", "hf", "--input_model_path", str(tmp_path / "m.bin"), "--config_path",
+                  str(tmp_path / "m.json"), "--vocab_path", str(tmp_path / "vocab.txt"), "--output_dir", str(out),
+                  "--architecture", "modernbert"])
+    hf = T.AutoModelForMaskedLM.from_pretrained(out, attn_implementation="sdpa").eval()
+    assert type(hf) is T.ModernBertForMaskedLM
+    assert (hf.config.pad_token_id, hf.config.cls_token_id, hf.config.sep_token_id) == (0, 2, 3)
+    src, seg, keep = batch()
+    diffs = max_diffs(uer_outputs(model, "pretrain", src, seg), hf_outputs(hf, src, keep), keep)
+    assert all(d <= TOL for d in diffs.values()), diffs
+
+
 def test_window_and_local_theta_are_used(tmp_path):
     """Without the window, or with the global base on local layers, the converted model no longer matches:
     the parity above depends on both."""

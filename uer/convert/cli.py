@@ -232,6 +232,10 @@ def _special_ids(vocab_path: Optional[str], spm_model_path: Optional[str], merge
     if family in TOKENIZER_JSON_FAMILIES:        # LLaMA's <s> / </s> start and end texts
         special.update({k: v for k, v in (("bos_token_id", vocab.cls_id), ("eos_token_id", vocab.sep_id))
                         if v is not None})
+    if family == "modernbert":                   # its config.json names [CLS] as cls/bos, [SEP] as sep/eos
+        special.update({k: v for k, v in (("cls_token_id", vocab.cls_id), ("bos_token_id", vocab.cls_id),
+                                          ("sep_token_id", vocab.sep_id), ("eos_token_id", vocab.sep_id))
+                        if v is not None})
     return len(vocab), special
 
 
