@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "trained with (its --config_path, e.g. models/bert/base_config.json).")
     g = p.add_argument_group("both directions")
     g.add_argument("--architecture", help="--to hf: a family (bert, roberta, xlm-roberta, albert, gpt2, llama, "
-                   "mistral, qwen2, bloom ...; "
+                   "mistral, qwen2, bloom, modernbert ...; "
                    "the class follows from what the checkpoint holds) or a Hugging Face class name. "
                    "--to uer: overrides config.json's architectures (e.g. BertForPreTraining).")
     g.add_argument("--discard", nargs="+", default=[], metavar="PREFIX",
