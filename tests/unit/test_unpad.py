@@ -161,3 +161,40 @@ def test_unpadded_under_bf16_autocast_matches_padded(name):
         got = unpadded.encode(batch["src"], batch["seg"])
     assert got.dtype == want.dtype
     assert torch.allclose(got[real].float(), want[real].float(), atol=5e-2, rtol=0)
+
+
+def reference_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, dropout_p=0.0,
+                     softmax_scale=None, causal=False, alibi_slopes=None):
+    """flash_attn_varlen_func as its documentation defines it (bidirectional): per sequence,
+    softmax(q.k * scale - slope * |i - j|) v, key/value heads shared by groups of query heads."""
+    assert cu_seqlens_q.dtype == torch.int32 and not causal and dropout_p == 0.0
+    assert q.is_contiguous() and k.is_contiguous() and max_seqlen_q == max_seqlen_k
+    out = []
+    bounds = cu_seqlens_q.tolist()
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        qs, ks, vs = (t[start:end].transpose(0, 1)[None] for t in (q, k, v))     # (1, h, n, d)
+        ks, vs = (t.repeat_interleave(q.size(1) // k.size(1), dim=1) for t in (ks, vs))
+        bias = None
+        if alibi_slopes is not None:
+            pos = torch.arange(end - start)
+            bias = -alibi_slopes[None, :, None, None] * (pos[:, None] - pos[None, :]).abs()[None, None].float()
+        y = torch.nn.functional.scaled_dot_product_attention(qs, ks, vs, attn_mask=bias)
+        out.append(y[0].transpose(0, 1))
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_flash_varlen_wiring_against_its_documented_semantics(name, monkeypatch):
+    """The CUDA path (flash-attn's varlen kernel) cannot run here; its wiring — the stream layout,
+    cu_seqlens, rotary at each token's own position, ALiBi slopes — is checked on the CPU with a
+    reference implementation of the kernel's documented contract standing in for it."""
+    import uer.layers.unpad as unpad_module
+    monkeypatch.setattr(unpad_module, "flash_attn_varlen_func", reference_varlen)
+    monkeypatch.setattr(unpad_module, "_use_flash", lambda q, attention, position: True)
+    padded, unpadded = twin_models(CONFIGS[name])
+    batch = batch_with_lengths([6, 1, 12, 3], seed=4)
+    real = batch["seg"] > 0
+    with torch.no_grad():
+        want = padded.encode(batch["src"], batch["seg"])
+        got = unpadded.encode(batch["src"], batch["seg"])
+    assert torch.allclose(got[real], want[real], atol=1e-5, rtol=0)

@@ -95,7 +95,7 @@ def unpadded_attention(attention: MultiHeadAttention, x: torch.Tensor, info: Unp
     k = attention.key(x).view(-1, kv_heads, d)
     v = attention.value(x).view(-1, kv_heads, d)
     dropout = attention.dropout if attention.training else 0.0
-    if _use_flash(q, attention, position):     # pragma: no cover - needs CUDA and flash-attn
+    if _use_flash(q, attention, position):
         return attention.output(_flash(q, k, v, info, position, dropout).reshape(x.size(0), -1))
     q, k, v = _to_grid(q, info), _to_grid(k, info), _to_grid(v, info)      # (B, h, Lmax, d)
     attn_mask = info.keep[:, None, None, :]
@@ -118,7 +118,7 @@ def unpadded_attention(attention: MultiHeadAttention, x: torch.Tensor, info: Unp
     return attention.output(y)
 
 
-def _flash(q, k, v, info: Unpadded, position, dropout: float):     # pragma: no cover - needs CUDA
+def _flash(q, k, v, info: Unpadded, position, dropout: float):
     """flash-attn's varlen kernel on the stream: rotary at each token's own position, ALiBi as its
     slopes (flash-attn's bidirectional ALiBi is -slope * |i - j|, ours)."""
     from uer.layers.alibi import AlibiPosition
