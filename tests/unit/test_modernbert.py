@@ -281,33 +281,6 @@ def test_mosaicbert_recipe():
     assert round(sum(p.numel() for p in model.parameters()) / 1e6) == 137      # MosaicBERT-base: 137M
 
 
-def test_alibi_is_symmetric_for_a_bidirectional_encoder():
-    from uer.layers.alibi import AlibiPosition
-    bias = AlibiPosition(4).bias(6, 6, "cpu")
-    assert torch.equal(bias, bias.transpose(-1, -2)) and bool((bias[0, :, 1, 0] < 0).all())
-
-
-BASE = {"embedding": ["word"], "vocab_size": 50, "emb_size": 16, "hidden_size": 16, "feedforward_size": 24,
-        "heads_num": 2, "layers_num": 3, "layernorm_positioning": "pre", "rotary_position_embedding": True,
-        "target": ["mlm"]}
-
-
-@pytest.mark.parametrize("change, key", [
-    ({"local_attention_window": 5}, "local_attention_window"),
-    ({"local_attention_window": -2}, "local_attention_window"),
-    ({"global_attention_every_n_layers": 3}, "global_attention_every_n_layers"),
-    ({"local_attention_window": 8, "global_attention_every_n_layers": 1}, "global_attention_every_n_layers"),
-    ({"local_rope_theta": 10000.0}, "local_rope_theta"),
-    ({"local_attention_window": 8, "local_rope_theta": 0.5}, "local_rope_theta"),
-    ({"layernorm_bias": False, "layernorm": "rms"}, "layernorm_bias"),
-    ({"first_layer_attention_norm": False, "layernorm_positioning": "post"}, "first_layer_attention_norm"),
-    ({"mlm_dense_bias": False, "target": ["lm"], "mask": "causal"}, "mlm_dense_bias"),
-])
-def test_bad_recipe_keys_are_refused_by_name(change, key):
-    with pytest.raises(ConfigError, match=key):
-        config_from_dict({**BASE, **change}, "m.json")
-
-
 def test_unsupported_hf_layouts_are_refused():
     conv = CONVERTERS.get("modernbert")()
     variant = conv.variants[0]
