@@ -41,6 +41,7 @@ class Unpadded:
     keep: torch.Tensor            # (B, Lmax) bool: grid slots that hold a token (key-padding mask)
     cu_seqlens: torch.Tensor      # (B + 1,) int32 sequence boundaries in the stream
     positions: Positions          # grid positions 0 .. Lmax - 1 for the position scheme
+    stream_positions: torch.Tensor   # (1, T) each token's position in its sequence (the varlen path)
 
     @property
     def tokens(self) -> int:
@@ -60,7 +61,8 @@ def unpad(x: torch.Tensor, seg: torch.Tensor) -> "tuple[torch.Tensor, Unpadded]"
     keep = torch.arange(max_len, device=seg.device)[None, :] < lengths[:, None]
     cu_seqlens = F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32)
     positions = torch.arange(max_len, device=seg.device)[None]
-    info = Unpadded(batch, length, max_len, indices, grid_indices, keep, cu_seqlens, Positions(positions, positions))
+    info = Unpadded(batch, length, max_len, indices, grid_indices, keep, cu_seqlens, Positions(positions, positions),
+                    slot[None])
     return x.reshape(batch * length, -1).index_select(0, indices), info
 
 
@@ -125,9 +127,8 @@ def _flash(q, k, v, info: Unpadded, position, dropout: float):
     alibi = None
     if isinstance(position, AlibiPosition):
         alibi = position.slopes.to(q.device)
-    elif position is not None:          # rotary: (1, h, T, d) at stream positions
-        own = (torch.arange(info.batch * info.max_len, device=q.device) % info.max_len)[info.grid_indices]
-        qr, kr = position.rotate(q.transpose(0, 1)[None], k.transpose(0, 1)[None], own[None])
+    elif position is not None:          # rotary: (1, h, T, d), each token at its own position
+        qr, kr = position.rotate(q.transpose(0, 1)[None], k.transpose(0, 1)[None], info.stream_positions)
         q, k = qr[0].transpose(0, 1), kr[0].transpose(0, 1)
     return flash_attn_varlen_func(q.contiguous(), k.contiguous(), v, info.cu_seqlens, info.cu_seqlens,
                                   info.max_len, info.max_len, dropout_p=dropout, alibi_slopes=alibi)
