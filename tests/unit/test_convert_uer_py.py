@@ -492,12 +492,12 @@ def test_bad_t5_config_is_named(change, match):
         uer_py_config_to_uer({**T5_V1_1, **change}, 70, "t5.json")
 
 
-def test_separate_target_vocabulary_is_refused():
+def test_target_vocabulary_that_does_not_fit_the_shared_table_is_refused():
     config = uer_py_config_to_uer({**T5_V1_1, "share_embedding": False}, 70, "t5.json")
     state = dict(uer_to_uer_py(build_model(config).state_dict(), config).state)
     state["tgt_embedding.word.embedding.weight"] = torch.zeros(90, 16)
-    with pytest.raises(CheckpointError, match="separate target vocabulary"):
-        uer_py_to_uer(state, {**T5_V1_1, "share_embedding": False}, "t5.json")
+    with pytest.raises(ConfigError, match="share_embedding"):     # 90 target rows, one shared table of 70
+        uer_py_to_uer(state, T5_V1_1, "t5.json")
 
 
 def test_our_decoder_options_uer_py_lacks_are_refused_on_export():

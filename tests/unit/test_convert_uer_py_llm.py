@@ -333,6 +333,31 @@ def test_uer_py_seq2seq_configs_round_trip_exactly(name):
         assert state["target.lm.output_layer.weight"] is state["tgt_embedding.word.embedding.weight"]
 
 
+def test_transformer_with_its_own_target_vocabulary_round_trips():
+    """UER-py's mt models: the decoder's word table and the output layer have the target vocabulary's
+    rows (UER-py's --tgt_vocab_path); its size is read from the file, the config does not say it."""
+    their = {**TRANSFORMER, **SHRINK}
+    src_config = uer_py_config_to_uer(their, 70, "transformer.json")
+    config = dataclasses.replace(src_config, tgt_vocab_size=90)
+    torch.manual_seed(0)
+    exported = uer_to_uer_py(build_model(config).state_dict(), config)
+    state = exported.state
+    assert state["tgt_embedding.word.embedding.weight"].shape == (90, 16)
+    assert state["target.lm.output_layer.weight"] is state["tgt_embedding.word.embedding.weight"]
+    assert state["embedding.word.embedding.weight"].shape == (70, 16)
+    back = uer_py_to_uer(state, exported.hf_config, "exported")
+    assert back.config.tgt_vocab_size == 90 and back.config == config
+    model = build_model(back.config)
+    load_weights(model, back.state)                               # strict: our padded target rows
+    assert back.state["tgt_embedding.word.embedding.weight"].shape == (128, 16)
+    again = uer_to_uer_py(back.state, back.config)
+    assert sorted(again.state) == sorted(state) and all(torch.equal(again.state[k], state[k]) for k in state)
+    # an output bias over the target vocabulary too
+    biased = dataclasses.replace(config, has_lmtarget_bias=True)
+    with_bias = uer_to_uer_py(build_model(biased).state_dict(), biased)
+    assert with_bias.state["target.lm.output_layer.bias"].shape == (90,)
+
+
 def uer_py_sinusoid_rows(max_seq_length, emb_size):
     """UER-py's SinusoidalposEmbedding table for text (arrange_sincos_cross), from their code's math."""
     half_dim = emb_size // 2

@@ -35,9 +35,11 @@ TencentPretrain's LLaMA configs (rotary positions, ``local_kv_heads_num``, ``"la
 between their interleaved rotary pairs and our rotate-half ones, and its BLOOM configs import as its
 code runs them (no ALiBi): see ``uer/convert/uer_py_llm.py``.  UER-py's ``sinusoidalpos`` (PEGASUS,
 Transformer) is our ``sinusoidalpos_uer_py`` table, with word embeddings x sqrt(emb_size) as theirs.
-Separate target vocabularies (``data_processor`` mt with ``--tgt_vocab_path``) are still refused.
+A separate target vocabulary (``data_processor`` mt with ``--tgt_vocab_path``) is read from the size of
+the decoder's word table and becomes ``tgt_vocab_size``.
 """
 
+import dataclasses
 import json
 import os
 from dataclasses import replace
@@ -49,7 +51,7 @@ from uer.config import ModelConfig, config_from_dict
 from uer.convert import table, uer_py_llm
 from uer.convert.converter import Variant
 from uer.convert.table import Entry, Row, Tied, linear, param, per_layer
-from uer.convert.transforms import IDENTITY, VOCAB_ROWS, Sizes
+from uer.convert.transforms import IDENTITY, VOCAB_ROWS, Sizes, Transform
 from uer.errors import CheckpointError, ConfigError
 
 FAMILY = "uer_py"
@@ -140,7 +142,7 @@ def _as_list(value):
 
 
 def uer_py_config_to_uer(data: Dict[str, Any], vocab_size: int, source: str,
-                         notes: Optional[List[str]] = None) -> ModelConfig:
+                         notes: Optional[List[str]] = None, tgt_vocab_size: int = 0) -> ModelConfig:
     """A UER-py / TencentPretrain model config (``source`` names the file) -> our config, with UER-py's
     defaults for the omitted keys.  Unknown keys and unsupported architectures fail naming the key."""
     import difflib
@@ -207,6 +209,8 @@ def uer_py_config_to_uer(data: Dict[str, Any], vocab_size: int, source: str,
     if out["attention_head_size"] and out["attention_head_size"] * out["heads_num"] == out["hidden_size"]:
         out["attention_head_size"] = 0
     out["vocab_size"] = vocab_size
+    if has_decoder and tgt_vocab_size and tgt_vocab_size != vocab_size:
+        out["tgt_vocab_size"] = tgt_vocab_size        # UER-py's --tgt_vocab_path (data_processor mt)
     return config_from_dict(out, f"{source} (a UER-py config)")
 
 
@@ -243,7 +247,7 @@ def uer_config_to_uer_py(config: ModelConfig, source: str = "the uer config") ->
     if config.relative_position_embedding:
         checks.update(remove_attention_scale=True, relative_attention_max_distance=128)
     if config.decoder:
-        checks.update(decoder="transformer", decoder_heads_num=0, decoder_feedforward_size=0, tgt_vocab_size=0)
+        checks.update(decoder="transformer", decoder_heads_num=0, decoder_feedforward_size=0)
     why = {"layernorm": "UER-py has only its own LayerNorm (unbiased std, eps on the std) and T5's RMS norm "
                         "(\"t5\"); a model trained here with torch's LayerNorm would compute differently there. "
                         "Models imported from UER-py have \"layernorm\": \"uer_py\" or \"t5\"",
@@ -258,13 +262,11 @@ def uer_config_to_uer_py(config: ModelConfig, source: str = "the uer config") ->
            "decoder": "UER-py has only the transformer decoder",
            "decoder_heads_num": "UER-py's decoder has the encoder's heads_num (0 = the encoder's here)",
            "decoder_feedforward_size": "UER-py's decoder has the encoder's feedforward_size (0 = the encoder's)",
-           "tgt_vocab_size": "a separate target vocabulary (UER-py's data_processor mt) is not exported yet"}
+           }
     if config.decoder_heads_num == config.heads_num:
         checks.pop("decoder_heads_num", None)
     if config.decoder_feedforward_size == config.feedforward_size:
         checks.pop("decoder_feedforward_size", None)
-    if config.tgt_vocab_size == config.vocab_size:
-        checks.pop("tgt_vocab_size", None)
     for key, wanted in checks.items():
         value = getattr(config, key)
         if value != wanted and not (isinstance(wanted, float) and abs(value - wanted) <= 1e-12):
@@ -353,7 +355,7 @@ def decoder_rows(config: ModelConfig) -> List[Row]:
         if name == "word" and config.share_embedding:
             out.append(Tied(theirs, WORD, written=True))
         else:
-            out.append(param(theirs, theirs, VOCAB_ROWS if name == "word" else IDENTITY))
+            out.append(param(theirs, theirs, _tgt_vocab_rows(config) if name == "word" else IDENTITY))
     if not config.remove_embedding_layernorm:
         out.append(norm("tgt_embedding.norm", "tgt_embedding.layer_norm"))
     ours, theirs = "decoder.layers.{i}.", "decoder.transformer_decoder.{i}."
@@ -396,6 +398,27 @@ def rows(config: ModelConfig) -> List[Row]:
     return out
 
 
+class _RowsOf(Transform):
+    """A vocabulary-rows transform over another vocabulary than the table's (the target one)."""
+
+    def __init__(self, inner: Transform, own: Sizes):
+        self.inner, self.own, self.name = inner, own, f"{inner.name}({own.vocab_size} target rows)"
+
+    def to_uer(self, tensors, sizes, notes):
+        return self.inner.to_uer(tensors, self.own, notes)
+
+    def to_hf(self, tensors, sizes, notes):
+        return self.inner.to_hf(tensors, self.own, notes)
+
+
+def _tgt_vocab_rows(config: ModelConfig) -> Transform:
+    """The decoder side's vocabulary rows: the target vocabulary's when it has its own (UER-py's mt)."""
+    if not config.decoder or not config.tgt_vocab_size or config.tgt_vocab_size == config.vocab_size:
+        return VOCAB_ROWS
+    tgt = dataclasses.replace(config, vocab_size=config.tgt_vocab_size)
+    return _RowsOf(VOCAB_ROWS, Sizes(vocab_size=tgt.vocab_size, padded_vocab_size=tgt.padded_vocab_size))
+
+
 def _output(ours: str, theirs: str, config: ModelConfig) -> List[Row]:
     """An output layer over the vocabulary: the word table itself when tied (UER-py's file stores it
     under both names: the decoder's table in an encoder-decoder model), else its own unpadded rows."""
@@ -403,7 +426,7 @@ def _output(ours: str, theirs: str, config: ModelConfig) -> List[Row]:
         return []             # written by uer_to_uer_py as its own matrix
     if config.tie_weights:
         return [Tied(theirs, TGT_WORD if config.decoder else WORD, written=True)]
-    return [param(ours, theirs, VOCAB_ROWS)]
+    return [param(ours, theirs, _tgt_vocab_rows(config))]
 
 
 TARGET_ROWS = {
@@ -414,7 +437,7 @@ TARGET_ROWS = {
     "sp": lambda c: [linear("target.sp.linear_1", "target.sp.linear_1"),
                      linear("target.sp.linear_2", "target.sp.linear_2")],
     "lm": lambda c: [*_output("target.lm.output_weight", "target.lm.output_layer.weight", c),
-                     *([param("target.lm.output_bias", "target.lm.output_layer.bias", VOCAB_ROWS)]
+                     *([param("target.lm.output_bias", "target.lm.output_layer.bias", _tgt_vocab_rows(c))]
                        if c.has_lmtarget_bias else [])],
 }
 
@@ -440,13 +463,10 @@ def uer_py_to_uer(state: Dict[str, torch.Tensor], uer_py_config: Dict[str, Any],
         raise CheckpointError(f"{weights_source} has no {WORD}: not a UER-py / TencentPretrain model with a "
                               "word embedding (its keys start with "
                               f"{', '.join(sorted({k.split('.')[0] for k in state})[:6]) or 'nothing'})")
-    config = uer_py_config_to_uer(uer_py_config, int(state[WORD].shape[0]), config_source, notes)
-    if config.decoder and not config.share_embedding and TGT_WORD in state and \
-            state[TGT_WORD].shape[0] != state[WORD].shape[0]:
-        raise CheckpointError(f"{weights_source}: {TGT_WORD} has {state[TGT_WORD].shape[0]} rows, "
-                              f"{WORD} {state[WORD].shape[0]}: a separate target vocabulary (UER-py's "
-                              "--tgt_vocab_path, data_processor mt) is not converted yet; only models whose "
-                              "source and target share one vocabulary are")
+    # UER-py's config does not say the target vocabulary's size (its --tgt_vocab_path does): the
+    # decoder's word table does.
+    tgt_rows = int(state[TGT_WORD].shape[0]) if TGT_WORD in state else 0
+    config = uer_py_config_to_uer(uer_py_config, int(state[WORD].shape[0]), config_source, notes, tgt_rows)
     try:
         ours = table.uer_py_to_uer(rows(config), state, sizes(config), notes)
     except CheckpointError as e:
