@@ -44,14 +44,15 @@ def extract(source: str, into: str) -> None:
         f.write(special)
 
 
-def their_args(config: dict):
+def their_args(config: dict, tgt_vocab: int = V):
     from tencentpretrain.opts import model_opts
     parser = argparse.ArgumentParser()
     model_opts(parser)
     args = parser.parse_args([])
     vars(args).update(config)
     vocab = {"[PAD]": 0, **{f"t{i}": i for i in range(1, V)}}
-    args.tokenizer = args.tgt_tokenizer = SimpleNamespace(vocab=vocab)
+    args.tokenizer = SimpleNamespace(vocab=vocab)
+    args.tgt_tokenizer = SimpleNamespace(vocab={"[PAD]": 0, **{f"t{i}": i for i in range(1, tgt_vocab)}})
     for key, default in (("prefix_lm_loss", False), ("tgt_embedding", ["word"]), ("share_embedding", False),
                          ("decoder", None)):
         if not hasattr(args, key):
@@ -75,7 +76,8 @@ def run_case(name: str, config: dict, control: bool = False) -> dict:
     from uer.convert.uer_py import uer_py_to_uer, uer_to_uer_py
     from uer.models import build_model
     from uer.models.weights import load_weights
-    args = their_args(config)
+    tgt_vocab = config.pop("_tgt_vocab", V)
+    args = their_args(config, tgt_vocab)
     theirs = randomize(their_build(args))
     state = theirs.state_dict()
     notes = []
@@ -94,13 +96,13 @@ def run_case(name: str, config: dict, control: bool = False) -> dict:
     seg = torch.ones_like(src)
     with torch.no_grad():
         if config.get("decoder"):
-            tgt = torch.randint(1, V, (2, 7), generator=g)
+            tgt = torch.randint(1, tgt_vocab, (2, 7), generator=g)
             tgt_seg = torch.ones_like(tgt)
             memory = theirs.encoder(theirs.embedding(src, seg), seg)
             hidden_t = theirs.decoder(memory, theirs.tgt_embedding(tgt, tgt_seg), (seg, tgt_seg))
             memory_o = ours.encode(src, seg)
             hidden_o = ours.decode(tgt, memory_o, seg)
-            logits_o = ours.logits(tgt, memory_o, seg)[..., :V]
+            logits_o = ours.logits(tgt, memory_o, seg)[..., :tgt_vocab]
         else:
             hidden_t = theirs.encoder(theirs.embedding(src, seg), seg)
             hidden_o = ours.encode(src, seg)
@@ -125,6 +127,8 @@ def cases(mirror_show):
         "bart": {**json.loads(mirror_show("models/bart/base_config.json")), **seq2seq},
         "pegasus": {**json.loads(mirror_show("models/pegasus/base_config.json")), **seq2seq},
         "transformer": {**json.loads(mirror_show("models/transformer/base_config.json")), **seq2seq},
+        "transformer (own target vocabulary, 77 tokens)": {
+            **json.loads(mirror_show("models/transformer/base_config.json")), **seq2seq, "_tgt_vocab": 77},
     }
 
 
