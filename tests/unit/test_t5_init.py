@@ -130,3 +130,18 @@ def test_a_tiny_pre_ln_t5_learns_faster_with_t5_init():
     t5, bert = toy_loss("t5"), toy_loss("normal")
     assert t5 < chance - 0.5, (t5, chance)
     assert t5 < bert - 0.3, (t5, bert)
+
+
+def test_deep_init_is_refused_with_t5_init(tiny_corpus, tmp_path, capsys):
+    from uer.cli.preprocess import main as preprocess_main
+    from uer.cli.pretrain import main as pretrain_main
+    vocab, dataset = str(tiny_corpus / "vocab.txt"), str(tmp_path / "dataset")
+    preprocess_main(["--corpus_path", str(tiny_corpus / "corpus.txt"), "--vocab_path", vocab,
+                     "--dataset_path", dataset, "--seq_length", "32", "--data_processor", "mlm"])   # refused before it is read
+    config = tmp_path / "t5.json"
+    config.write_text(json.dumps({**json.load(open(os.path.join(ROOT, "models", "t5", "small.json"))),
+                                  "hidden_size": 32, "emb_size": 32, "layers_num": 1}))
+    with pytest.raises(SystemExit):
+        pretrain_main(["--dataset_path", dataset, "--vocab_path", vocab, "--config_path", str(config), "--deep_init",
+                       "--output_model_path", str(tmp_path / "m.bin"), "--total_steps", "1", "--batch_size", "2"])
+    assert "--deep_init redraws" in capsys.readouterr().err
