@@ -135,6 +135,10 @@ class ModelConfig:
     rope_theta: float = 10000.0       # RoPE base (LLaMA-3: 500000, Qwen2: 1000000)
     rope_scaling: RopeScalingConfig = field(default_factory=RopeScalingConfig)
     alibi_position_embedding: bool = False    # ALiBi: a per-head linear distance penalty on the attention scores
+    sliding_window: int = 0           # > 0 (causal mask): a query sees itself and the window - 1 tokens before it
+                                      # (Mistral-7B-v0.1: 4096); 0: the whole context
+    sliding_window_from_layer: int = 0   # with a sliding window: layers from this index on use it (Qwen2's
+                                         # max_window_layers); 0: every layer (Mistral)
     # --- encoder recipes (ModernBERT) -------------------------------------------------------------
     local_attention_window: int = 0   # > 0: sliding-window layers see keys within window / 2 on each side
     global_attention_every_n_layers: int = 0   # with a window: layer i is global when i % n == 0 (ModernBERT: 3);
@@ -473,6 +477,7 @@ def validate(config: ModelConfig, source: str = "<config>") -> None:
     _validate_decoder_side(c, source)
     _validate_llm_options(c, source)
     _validate_encoder_recipe_options(c, source)
+    _validate_sliding_window(c, source)
     _validate_speed_options(c, source)
     if "lm" in c.target and c.mask == "fully_visible" and not c.decoder:
         raise ConfigError(f"{source}: target 'lm' with mask 'fully_visible' lets every position see the "
@@ -621,6 +626,29 @@ def _validate_llm_options(c: ModelConfig, source: str) -> None:
     if s.type == "llama3" and not (0 < s.low_freq_factor < s.high_freq_factor and math.isfinite(s.high_freq_factor)):
         raise ConfigError(f"{source}, keys 'rope_scaling.low_freq_factor'/'high_freq_factor': need 0 < low < high "
                           f"(LLaMA-3.1: 1 and 4), got {s.low_freq_factor} and {s.high_freq_factor}")
+
+
+def _validate_sliding_window(c: ModelConfig, source: str) -> None:
+    """The decoder's causal sliding window: a causal transformer stack, not mixed with ModernBERT's band."""
+    if c.sliding_window < 0:
+        raise ConfigError(f"{source}, key 'sliding_window': the window is a number of tokens >= 1 (Mistral-7B-v0.1: "
+                          f"4096) or 0 (the whole context), got {c.sliding_window}")
+    if not c.sliding_window:
+        if c.sliding_window_from_layer:
+            raise ConfigError(f"{source}, key 'sliding_window_from_layer': chooses the layers that use "
+                              "\"sliding_window\"; set \"sliding_window\" (e.g. 4096) or remove the key")
+        return
+    if c.mask != "causal" or c.encoder != "transformer" or c.decoder:
+        raise ConfigError(f"{source}, key 'sliding_window': a one-sided window for decoder-only LMs (\"encoder\": "
+                          f"\"transformer\", \"mask\": \"causal\", no decoder), got encoder '{c.encoder}' with mask "
+                          f"'{c.mask}'{' and a decoder' if c.decoder else ''}; for a bidirectional window use "
+                          "\"local_attention_window\"")
+    if c.local_attention_window:
+        raise ConfigError(f"{source}, key 'sliding_window': cannot be combined with \"local_attention_window\" "
+                          "(ModernBERT's two-sided band); keep one of them")
+    if not 0 <= c.sliding_window_from_layer < c.layers_num:
+        raise ConfigError(f"{source}, key 'sliding_window_from_layer': must be a layer index in 0 .. "
+                          f"{c.layers_num - 1} (layers_num {c.layers_num}), got {c.sliding_window_from_layer}")
 
 
 def _validate_encoder_recipe_options(c: ModelConfig, source: str) -> None:

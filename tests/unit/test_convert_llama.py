@@ -172,7 +172,8 @@ def test_backbone_class_and_refusals(tmp_path):
                           "--output_model_path", str(tmp_path / "x.bin")])
         assert not (tmp_path / "x.bin").exists()
 
-    refused(T.MistralForCausalLM, T.MistralConfig, sliding_window=16)       # shorter than the 64 positions
+    refused(T.Qwen2ForCausalLM, T.Qwen2Config, use_sliding_window=True, sliding_window=16,   # a window on layer 0
+            layer_types=["sliding_attention", "full_attention"])                            # only (not a suffix)
     refused(T.LlamaForCausalLM, T.LlamaConfig, attention_bias=True)
     refused(T.LlamaForCausalLM, T.LlamaConfig, rope_scaling={"rope_type": "yarn", "factor": 2.0,
                                                              "original_max_position_embeddings": 32})
@@ -250,7 +251,7 @@ PUBLISHED = {
                                 rms_norm_eps=1e-5, tie_word_embeddings=False)),
     "mistral/7b": ("mistral", dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                                    num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=32768,
-                                   rms_norm_eps=1e-5, sliding_window=None, tie_word_embeddings=False)),
+                                   rms_norm_eps=1e-5, sliding_window=4096, tie_word_embeddings=False)),
     "qwen2/0.5b": ("qwen2", dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                                  num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
                                  rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True)),

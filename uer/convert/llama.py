@@ -7,6 +7,10 @@ copied as they are), grouped-query attention, a SwiGLU feed-forward (``gate_proj
 Rotary settings: transformers 4 writes ``rope_theta`` and ``rope_scaling``, transformers 5
 ``rope_parameters``; import reads either, export writes the first pair (which both versions read).
 Scalings uer implements: linear, dynamic, llama3; others (yarn, longrope ...) are refused.
+
+Sliding windows (``sliding_window``: a query sees itself and the window - 1 tokens before it) map to our
+``sliding_window``: Mistral's on every layer, Qwen2's (``use_sliding_window``) on layers
+``max_window_layers`` and up, our ``sliding_window_from_layer``.  LLaMA has none.
 """
 
 from typing import Any, Dict, List, Optional
@@ -94,13 +98,22 @@ class LlamaFamilyConverter(Converter):
             "attention_dropout": float(hf.get("attention_dropout", 0.0)),
             "layernorm_eps": hf.get("rms_norm_eps", 1e-6), "attention_qkv_bias": self.qkv_bias,
             "tie_weights": bool(hf.get("tie_word_embeddings", False)), "has_lmtarget_bias": False,
-            **read_rope(hf),
+            **read_rope(hf), **self.window_to_uer(hf),
         }
         out.update(self.targets_config(variant))
         return out
 
     def check_uer(self, config: ModelConfig) -> None:
         self.require(config, {**DECODER_SHAPE, "emb_size": config.hidden_size, "attention_qkv_bias": self.qkv_bias})
+        self.check_window(config)
+
+    def window_to_uer(self, hf: Dict[str, Any]) -> Dict[str, Any]:
+        """config.json's sliding window -> our keys (LLaMA: none)."""
+        return {}
+
+    def check_window(self, config: ModelConfig) -> None:
+        """Refuse a sliding window the family cannot express (LLaMA: any)."""
+        self.require(config, {"sliding_window": 0})
 
     def head_dim_hf(self, config: ModelConfig) -> Dict[str, Any]:
         return {"head_dim": config.head_size}
@@ -154,23 +167,32 @@ class LlamaConverter(LlamaFamilyConverter):
 
 @CONVERTERS.register("mistral")
 class MistralConverter(LlamaFamilyConverter):
-    """Mistral is LLaMA with grouped-query attention and, in v0.1, a sliding attention window; uer attends to
-    the whole context, which is the same computation for sequences no longer than the window."""
+    """Mistral is LLaMA with grouped-query attention and, in v0.1, a sliding attention window on every layer
+    (v0.2 and later: ``sliding_window`` null, the whole context)."""
     family = "mistral"
     model_type = "mistral"
     variants = (Variant("MistralForCausalLM", "pretrain", ("lm",)),
                 Variant("MistralModel", "backbone", prefixed=False))
 
     def hf_checks(self, hf: Dict[str, Any]) -> None:
-        window = hf.get("sliding_window")
-        if window and window < hf["max_position_embeddings"]:
-            raise ConfigError(f"config.json: sliding_window {window} is shorter than max_position_embeddings "
-                              f"{hf['max_position_embeddings']}; uer's attention sees the whole context, so it "
-                              f"computes the same only up to {window} tokens. Set \"max_position_embeddings\": "
-                              f"{window} in config.json to convert it for sequences of up to {window} tokens")
+        super().hf_checks(hf)
+        if hf.get("layer_types"):
+            raise ConfigError("config.json: 'layer_types' mixes attention kinds per layer, which MistralForCausalLM "
+                              "itself ignores (transformers points to Ministral); this checkpoint cannot be converted "
+                              "as a Mistral model")
+
+    def window_to_uer(self, hf: Dict[str, Any]) -> Dict[str, Any]:
+        # transformers' MistralConfig defaults to 4096 when the key is absent; null means no window.
+        window = hf.get("sliding_window", 4096)
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise ConfigError(f"config.json: 'sliding_window' must be a number of tokens >= 1 or null, got {window!r}")
+        return {"sliding_window": window or 0}
+
+    def check_window(self, config: ModelConfig) -> None:
+        self.require(config, {"sliding_window_from_layer": 0})
 
     def extra_hf(self, config: ModelConfig) -> Dict[str, Any]:
-        return {"sliding_window": None}
+        return {"sliding_window": config.sliding_window or None}
 
 
 @CONVERTERS.register("qwen2")
@@ -181,10 +203,29 @@ class Qwen2Converter(LlamaFamilyConverter):
     variants = (Variant("Qwen2ForCausalLM", "pretrain", ("lm",)), Variant("Qwen2Model", "backbone", prefixed=False))
     qkv_bias = True
 
-    def hf_checks(self, hf: Dict[str, Any]) -> None:
-        if hf.get("use_sliding_window"):
-            raise ConfigError("config.json: use_sliding_window is true; uer's attention sees the whole context, so "
-                              "this checkpoint cannot be converted exactly")
+    def window_to_uer(self, hf: Dict[str, Any]) -> Dict[str, Any]:
+        """transformers' Qwen2 windows layers max_window_layers and up when use_sliding_window is true (its
+        ``layer_types``, which config.json may also list: the windowed layers must then be those)."""
+        layers = hf["num_hidden_layers"]
+        window = hf.get("sliding_window", 4096) if hf.get("use_sliding_window") else None
+        first = int(hf.get("max_window_layers", 28))
+        windowed = [i for i in range(layers) if window is not None and i >= first]
+        listed = hf.get("layer_types")
+        if listed is not None:
+            listed_windowed = [i for i, kind in enumerate(listed) if kind == "sliding_attention"]
+            if len(listed) != layers or listed_windowed != windowed or \
+                    any(kind not in ("sliding_attention", "full_attention") for kind in listed):
+                raise ConfigError(f"config.json: 'layer_types' {listed} is not what use_sliding_window "
+                                  f"{hf.get('use_sliding_window')} / max_window_layers {first} give; uer expresses a "
+                                  "window on every layer from one index on only, so this checkpoint cannot be converted")
+        if not windowed:
+            return {"sliding_window": 0}
+        if not isinstance(window, int) or window < 1:
+            raise ConfigError(f"config.json: 'sliding_window' must be a number of tokens >= 1, got {window!r}")
+        return {"sliding_window": window, "sliding_window_from_layer": windowed[0]}
+
+    def check_window(self, config: ModelConfig) -> None:
+        pass        # every window uer has, Qwen2 expresses
 
     def head_dim_hf(self, config: ModelConfig) -> Dict[str, Any]:
         if config.head_size * config.heads_num != config.hidden_size:     # Qwen2 has no head_dim key
@@ -194,4 +235,7 @@ class Qwen2Converter(LlamaFamilyConverter):
         return {}
 
     def extra_hf(self, config: ModelConfig) -> Dict[str, Any]:
-        return {"use_sliding_window": False}
+        window, first = config.sliding_window, config.sliding_window_from_layer
+        kinds = ["sliding_attention" if window and i >= first else "full_attention" for i in range(config.layers_num)]
+        return {"use_sliding_window": bool(window), "sliding_window": window or None,
+                "max_window_layers": first if window else config.layers_num, "layer_types": kinds}
