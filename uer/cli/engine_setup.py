@@ -24,6 +24,10 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                         "or \"auto\" values are filled from them, contradictions are errors.")
     e.add_argument("--local_rank", type=int, default=None,
                    help="Set by the deepspeed launcher; the LOCAL_RANK environment variable is what is used.")
+    e.add_argument("--compile", nargs="?", const="default", default="", metavar="MODE",
+                   help="torch.compile the model (its losses included) before training; MODE: default (when "
+                        "the flag has no value), reduce-overhead (CUDA graphs, fixed shapes only), max-autotune, "
+                        "max-autotune-no-cudagraphs.  The first steps are slow while it compiles.")
 
 
 def flags_on_command_line(make_parser: Callable[[], argparse.ArgumentParser], argv: Optional[List[str]]) -> set:

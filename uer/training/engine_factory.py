@@ -39,6 +39,7 @@ class OptimizerSettings:
     precision: str = "fp32"
     max_grad_norm: float = 1.0
     accumulation_steps: int = 1
+    compile: str = ""                # a torch.compile mode (uer.training.compile), "" = eager
 
     @classmethod
     def from_namespace(cls, ns) -> "OptimizerSettings":
@@ -79,6 +80,9 @@ class EngineFactory:
 
         if not has_partitioned_parameters(model):     # ZeRO-3 placed the partitions already
             model.to(self.device)
+        if s.compile:       # in place, before DDP wraps it: names and checkpoints stay the same
+            from uer.training.compile import compile_model
+            compile_model(model, s.compile, self.device, self.engine)
         if self.engine == "deepspeed":
             from uer.training.engines.deepspeed_engine import DeepSpeedEngine
             groups = parameter_groups(model, s.weight_decay)
