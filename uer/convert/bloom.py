@@ -13,7 +13,7 @@ import torch
 from uer.config import ModelConfig
 from uer.convert.converter import Converter, Variant, hf_act
 from uer.convert.registry import CONVERTERS
-from uer.convert.table import Entry, Row, Tied, linear, param
+from uer.convert.table import Entry, Row, linear, param
 from uer.convert.transforms import Transform, VOCAB_ROWS
 from uer.errors import CheckpointError
 
@@ -113,8 +113,4 @@ class BloomConverter(Converter):
         ]
 
     def head_rows(self, config: ModelConfig, variant: Variant) -> List[Row]:
-        if variant.kind != "pretrain":
-            return []
-        if config.tie_weights:
-            return [Tied("lm_head.weight", self.base_prefix + "word_embeddings.weight")]
-        return [param("target.lm.output_weight", "lm_head.weight", VOCAB_ROWS)]
+        return self.causal_lm_head_rows(config, variant, "word_embeddings.weight")

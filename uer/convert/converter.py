@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from uer.config import ModelConfig
-from uer.convert.table import Row, per_layer, prefixed
-from uer.convert.transforms import Sizes
+from uer.convert.table import Row, Tied, param, per_layer, prefixed
+from uer.convert.transforms import VOCAB_ROWS, Sizes
 from uer.errors import ConfigError
 
 KINDS = ("pretrain", "backbone", "classifier", "tagger")
@@ -109,6 +109,15 @@ class Converter:
 
     def head_rows(self, config: ModelConfig, variant: Variant) -> List[Row]:
         raise NotImplementedError
+
+    def causal_lm_head_rows(self, config: ModelConfig, variant: Variant, word_table: str) -> List[Row]:
+        """The ``lm_head`` of a *ForCausalLM class (GPT-2, LLaMA, BLOOM ...): tied to the base model's
+        ``word_table`` (a name under base_prefix) or its own matrix; none for the backbone classes."""
+        if variant.kind != "pretrain":
+            return []
+        if config.tie_weights:
+            return [Tied("lm_head.weight", self.base_prefix + word_table)]
+        return [param("target.lm.output_weight", "lm_head.weight", VOCAB_ROWS)]
 
     def rows(self, config: ModelConfig, variant: Variant) -> List[Row]:
         prefix = self.base_prefix if variant.prefixed else ""

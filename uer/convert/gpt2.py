@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 from uer.config import ModelConfig
 from uer.convert.converter import Converter, Variant, hf_act, uer_act
 from uer.convert.registry import CONVERTERS
-from uer.convert.table import Entry, Row, Tied, linear, param
+from uer.convert.table import Entry, Row, linear, param
 from uer.convert.transforms import IDENTITY, QKV_BIAS, QKV_WEIGHT, TRANSPOSE, VOCAB_ROWS
 
 GPT2_SHAPE = {"encoder": "transformer", "layernorm_positioning": "pre", "layernorm": "normal",
@@ -91,8 +91,4 @@ class Gpt2Converter(Converter):
         ]
 
     def head_rows(self, config: ModelConfig, variant: Variant) -> List[Row]:
-        if variant.kind != "pretrain":
-            return []
-        if config.tie_weights:
-            return [Tied("lm_head.weight", self.base_prefix + "wte.weight")]
-        return [param("target.lm.output_weight", "lm_head.weight", VOCAB_ROWS)]
+        return self.causal_lm_head_rows(config, variant, "wte.weight")
