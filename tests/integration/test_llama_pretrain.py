@@ -1,19 +1,24 @@
 """A tiny LLaMA (models/llama/tiny.json shrunk: RoPE, grouped-query attention, SwiGLU, RMSNorm, no
-biases, untied output) pretrained with the ``lm`` processor on real Chinese text from ``UER_DATA_DIR``
-through preprocess.py and pretrain.py: the loss falls; then scripts/generate_lm.py continues three
-prompts, one output line each, greedy and the same with and without the KV cache."""
+biases, untied output) and a tiny GPT-2 (models/gpt2/small.json shrunk) pretrained with the ``lm``
+processor on real Chinese text from ``UER_DATA_DIR`` through preprocess.py and pretrain.py: the loss
+falls; then scripts/generate_lm.py continues three prompts, one output line each, greedy and the same
+with and without the KV cache."""
 
 import json
 import os
 from collections import Counter
+
+import pytest
 
 from uer.cli.generate_lm import main as generate_lm_main
 from uer.cli.preprocess import main as preprocess_main
 from uer.cli.pretrain import main as pretrain_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHRUNK = dict(emb_size=64, hidden_size=64, feedforward_size=176, heads_num=4, kv_heads_num=2, layers_num=2,
-              max_seq_length=128)
+SHRUNK = {"llama/tiny.json": dict(emb_size=64, hidden_size=64, feedforward_size=176, heads_num=4, kv_heads_num=2,
+                                  layers_num=2, max_seq_length=128),
+          "gpt2/small.json": dict(emb_size=64, hidden_size=64, feedforward_size=256, heads_num=4, layers_num=2,
+                                  max_seq_length=128, dropout=0.0)}
 PROMPTS = ["兰州公交集团", "记者从", "中国"]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -27,10 +32,12 @@ def write_char_vocab(corpus, path) -> str:
     return str(path)
 
 
-def test_tiny_llama_pretrains_and_generates(data_dir, tmp_path):
-    config = json.load(open(os.path.join(ROOT, "models", "llama", "tiny.json")))
-    assert config["rotary_position_embedding"] and config["feed_forward"] == "gated"
-    config.update(SHRUNK)
+@pytest.mark.parametrize("shipped", sorted(SHRUNK))
+def test_tiny_decoder_only_lm_pretrains_and_generates(data_dir, tmp_path, shipped):
+    config = json.load(open(os.path.join(ROOT, "models", *shipped.split("/"))))
+    if shipped.startswith("llama"):
+        assert config["rotary_position_embedding"] and config["feed_forward"] == "gated"
+    config.update(SHRUNK[shipped])
     config_path = tmp_path / "llama.json"
     config_path.write_text(json.dumps(config))
     corpus = tmp_path / "corpus.txt"
