@@ -65,6 +65,46 @@ def test_bad_keys_refused(keys, match):
     validate(config(sliding_window=4, sliding_window_from_layer=1), "m.json")
 
 
+def tiny_lm(window, **kw):
+    from uer.models.model import build_model
+    torch.manual_seed(0)
+    cfg = config(vocab_size=64, max_seq_length=64, rotary_position_embedding=True, layernorm_positioning="pre",
+                 layernorm="rms", feed_forward="gated", hidden_act="silu", remove_transformer_bias=True,
+                 remove_embedding_layernorm=True, dropout=0.0, tie_weights=False, kv_heads_num=1,
+                 sliding_window=window, **kw)
+    validate(cfg, "m.json")
+    return build_model(cfg)
+
+
+def test_training_gradients_stay_inside_the_window():
+    """One windowed layer (window 3): the output at position 8 depends on inputs 6, 7, 8 only; the layers
+    before ``sliding_window_from_layer`` see everything."""
+    for layers, first, receptive in ((1, 0, {6, 7, 8}), (2, 1, set(range(9)))):
+        model = tiny_lm(3, layers_num=layers, sliding_window_from_layer=first).train()
+        emb = torch.randn(1, 9, 16, requires_grad=True)
+        model.encoder(emb, torch.ones(1, 9, dtype=torch.long))[0, 8].sum().backward()
+        reached = {i for i in range(9) if emb.grad[0, i].abs().sum() > 0}
+        assert reached == receptive, (layers, first, reached)
+
+
+def test_cached_decoding_equals_recomputation_past_the_window():
+    """Left-padded prompts, greedy and beam search: the cached tokens equal full recomputation, and the window
+    changes what is generated (it is applied in both paths)."""
+    from uer.generation import GenerationSettings, generate_lm
+    prompts = [[5, 17, 33, 8, 21, 44, 9], [40, 2, 7], [60]]
+    outputs = {}
+    for window in (3, 0):
+        model = tiny_lm(window, layers_num=2)
+        for beam in (1, 3):
+            settings = GenerationSettings(max_new_tokens=12, top_k=1, beam_width=beam, eos_id=None, pad_id=0)
+            cached = generate_lm(model, prompts, settings)
+            assert cached == generate_lm(model, prompts, settings, use_cache=False), (window, beam)
+            alone = [generate_lm(model, [p], settings)[0] for p in prompts]
+            assert cached == alone, (window, beam)
+            outputs[window, beam] = cached
+    assert outputs[3, 1] != outputs[0, 1]
+
+
 # ---------------------------------------------------------------- against transformers
 def hf_cases():
     T = pytest.importorskip("transformers")
@@ -115,9 +155,10 @@ def uer_logits(model, src, keep, positions):
 def test_logits_match_transformers_with_right_and_left_padding(case, tmp_path):
     hf_model, ours, cfg, paths = converted(case, tmp_path)
     assert cfg.sliding_window == 4 and cfg.sliding_window_from_layer == (1 if case == "qwen2" else 0)
-    from tests.unit.test_convert_llama import load_uer
     import dataclasses
+    from tests.unit.test_convert_llama import load_uer
     unwindowed = load_uer(paths[0], dataclasses.replace(cfg, sliding_window=0, sliding_window_from_layer=0))
+    wider = load_uer(paths[0], dataclasses.replace(cfg, sliding_window=5))
     for left in (False, True):
         src, keep, positions = padded(left)
         with torch.no_grad():
@@ -125,8 +166,9 @@ def test_logits_match_transformers_with_right_and_left_padding(case, tmp_path):
         diff = float((uer_logits(ours, src, keep, positions) - theirs)[keep].abs().max())
         print(f"\n{case} {'left' if left else 'right'} padding: max |uer - hf| = {diff:.2e}")
         assert diff <= TOL
-        # Proof the window is applied: without it the rows longer than the window differ.
-        assert float((uer_logits(unwindowed, src, keep, positions) - theirs)[keep].abs().max()) > 1e-3
+        # Proof the window is applied, and exactly: without it, or one token wider, the logits differ.
+        for other in (unwindowed, wider):
+            assert float((uer_logits(other, src, keep, positions) - theirs)[keep].abs().max()) > 1e-3
 
 
 @pytest.mark.parametrize("case", ["mistral", "qwen2"])
