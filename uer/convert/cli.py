@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output_merges_path", help="Copy the directory's merges.txt (byte-level BPE) here; use "
                    "the pair as --tokenizer bpe --vocab_path VOCAB.json --merges_path MERGES.txt.")
     g.add_argument("--output_spm_model_path", help="Copy the directory's SentencePiece model here (spiece.model, "
-                   "sentencepiece.bpe.model, or LLaMA-1/2's tokenizer.model).")
+                   "sentencepiece.bpe.model, or LLaMA-1/2's tokenizer.model); T5's gets its added sentinels "
+                   "appended at their ids. Refused for PEGASUS and Marian, whose ids are not the model's.")
     g = p.add_argument_group("--from uer --to hf")
     g.add_argument("--input_model_path", help="uer checkpoint.")
     g.add_argument("--config_path", help="uer model config the checkpoint was trained with.")
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "vocab.json and a GPT2Tokenizer/RobertaTokenizer config (gpt2, roberta), or as a tokenizer.json "
                    "(llama, mistral, qwen2, bloom).")
     g.add_argument("--spm_model_path", help="uer SentencePiece model: copied as spiece.model (ALBERT) or "
-                   "tokenizer.model (LLaMA, Mistral).")
+                   "tokenizer.model (LLaMA, Mistral); T5: spiece.model without its tail <extra_id_N> sentinels, "
+                   "re-added by tokenizer_config.json's extra_ids at the same ids.")
     g.add_argument("--do_lower_case", type=str_to_bool, nargs="?", const=True, default=True,
                    help="Written to tokenizer_config.json (default true).")
     g = p.add_argument_group("--from uer_py --to uer / --from uer --to uer_py (UER-py / TencentPretrain)",
@@ -188,11 +190,31 @@ def _tokenizer_copies(input_dir: str, vocab: Optional[str], merges: Optional[str
     return copies, None
 
 
+def _family_spm_model(input_dir: str, spm_model: Optional[str]) -> Optional[bytes]:
+    """A T5 directory's spiece.model with its sentinels appended (uer/convert/t5_spm.py); None where the
+    model is copied as it is.  Refuses the families whose ids are not the SentencePiece model's."""
+    if not spm_model or not os.path.isfile(os.path.join(input_dir, "config.json")):
+        return None
+    from uer.convert.hf_files import read_config
+    from uer.convert.t5_spm import spm_refusal, t5_spm_with_sentinels
+    model_type = read_config(input_dir).get("model_type")
+    refusal = spm_refusal(model_type)
+    if refusal is not None:
+        raise ConfigError(f"--output_spm_model_path: {input_dir} is a {model_type} model: {refusal[0]}")
+    path = os.path.join(input_dir, "spiece.model")
+    if model_type == "t5" and os.path.isfile(path):
+        return t5_spm_with_sentinels(input_dir, path)
+    return None
+
+
 def convert_hf_to_uer(input_dir: str, output_model_path: str, output_config_path: Optional[str] = None,
                       output_vocab_path: Optional[str] = None, output_spm_model_path: Optional[str] = None,
                       architecture: Optional[str] = None, discard=(), weights_path: Optional[str] = None,
                       output_merges_path: Optional[str] = None) -> Converted:
+    spm_bytes = _family_spm_model(input_dir, output_spm_model_path)
     copies, write_bpe = _tokenizer_copies(input_dir, output_vocab_path, output_merges_path, output_spm_model_path)
+    if spm_bytes is not None:         # written below in place of the plain copy
+        copies = [(name, dst) for name, dst in copies if dst != output_spm_model_path]
     result = hf_to_uer(input_dir, architecture, discard, weights_path)
     save_uer_state(result.state, output_model_path)
     config_path = output_config_path or os.path.splitext(output_model_path)[0] + ".json"
@@ -201,6 +223,9 @@ def convert_hf_to_uer(input_dir: str, output_model_path: str, output_config_path
         _copy(os.path.join(input_dir, name), dst)
     if write_bpe is not None:
         write_bpe()
+    if spm_bytes is not None:
+        from uer.convert.t5_spm import write_bytes
+        write_bytes(output_spm_model_path, spm_bytes)
     for note in result.notes:
         logger.info("note: %s", note)
     logger.info("%s (%s) -> %s + %s [%s model, %d tensors]", input_dir, result.variant.hf_class,
@@ -257,6 +282,9 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
     config = load_config(config_path)
     from uer.convert.api import resolve_architecture
     family = resolve_architecture(architecture)[0].family
+    from uer.convert.t5_spm import check_t5_spm, spm_refusal, t5_tokenizer_files
+    if spm_model_path and spm_refusal(family) is not None:
+        raise ConfigError(f"--spm_model_path: {spm_refusal(family)[1]}")
     vocab_size, special = _special_ids(vocab_path, spm_model_path, merges_path, family)
     if vocab_size is not None:
         if config.vocab_size and config.vocab_size != vocab_size:
@@ -276,8 +304,10 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
     if merges_path and result.family not in bpe_families:
         raise ConfigError(f"--merges_path: {result.family} directories have no byte-level BPE tokenizer "
                           f"(only {', '.join(bpe_families)}); drop --merges_path")
-    if spm_model_path and result.family not in SPM_TOKENIZER_CLASSES:
-        raise ConfigError(f"--spm_model_path: only {', '.join(SPM_TOKENIZER_CLASSES)} directories take a uer "
+    if spm_model_path and result.family == "t5":
+        check_t5_spm(spm_model_path)
+    elif spm_model_path and result.family not in SPM_TOKENIZER_CLASSES:
+        raise ConfigError(f"--spm_model_path: only {', '.join(SPM_TOKENIZER_CLASSES)}, t5 directories take a uer "
                           f"SentencePiece model; {result.family} tokenizers number their pieces differently")
     write_dir(output_dir, result.hf_config, result.state)
     tokenizer = {}
@@ -293,6 +323,8 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
     elif vocab_path:
         _copy(vocab_path, os.path.join(output_dir, "vocab.txt"))
         tokenizer = {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case}
+    elif spm_model_path and result.family == "t5":
+        tokenizer = t5_tokenizer_files(spm_model_path, output_dir)
     elif spm_model_path:
         name, tokenizer_class = SPM_TOKENIZER_CLASSES[result.family]
         _copy(spm_model_path, os.path.join(output_dir, name))
