@@ -11,6 +11,7 @@ from uer.config import MaskingConfig
 from uer.data.collator import PretrainCollator
 from uer.data.vocab import Vocab
 from uer.errors import ConfigError, DataError
+from uer.layers.host_lengths import HostLengths
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "far", "a", "big", "red", "hat"] + [f"w{i}" for i in range(30)]
@@ -39,8 +40,10 @@ def test_bert_batch_segments_padding_and_labels():
     rng = np.random.default_rng(0)
     items = [bert_instance(rng, 3, 4, label=1), bert_instance(rng, 5, 1, label=0)]   # 10 and 9 tokens
     out = collator()(items, [0, 1], epoch=0)
-    assert set(out) == {"src", "seg", "mlm_positions", "mlm_labels", "sp_labels", "tokens"}
+    assert set(out) == {"src", "seg", "mlm_positions", "mlm_labels", "sp_labels", "tokens", "seg_lengths"}
     assert out["src"].shape == out["seg"].shape == (2, 16)
+    # The real-token counts on the host, for the model's masks (no device-to-host sync there).
+    assert out.pop("seg_lengths") == HostLengths((10, 9), 16)
     for v in out.values():
         assert v.dtype == torch.int64
     seg = out["seg"].numpy()
@@ -82,7 +85,8 @@ def test_pad_multiple_is_configurable():
 def test_lm_batch_shifts_inputs_and_labels():
     items = [{"src": np.arange(5, 15)}, {"src": np.arange(20, 26)}]         # n + 1 = 10 and 6 tokens
     out = collator(targets=("lm",), fields=[])(items, [0, 1], 0)
-    assert set(out) == {"src", "seg", "lm_labels", "tokens"}
+    assert set(out) == {"src", "seg", "lm_labels", "tokens", "seg_lengths"}
+    assert out["seg_lengths"] == HostLengths((9, 5), 16)
     assert out["src"].shape == out["lm_labels"].shape == (2, 16)
     src, labels, seg = out["src"].numpy(), out["lm_labels"].numpy(), out["seg"].numpy()
     assert list(src[0, :9]) == list(range(5, 14)) and (src[0, 9:] == PAD).all()

@@ -101,6 +101,9 @@ def _cases():
 def test_batch_is_bit_identical_to_the_reference(name):
     col, items = _cases()[name]
     out = col(items, [3, 17, 42, 5][:len(items)], epoch=2)
+    # seg_lengths: seg's real-token counts on the host (uer.layers.host_lengths), not a tensor.
+    lengths = out.pop("seg_lengths")
+    assert lengths.lengths == tuple((out["seg"] > 0).sum(dim=1).tolist()) and lengths.width == out["seg"].size(1)
     assert set(out) == set(GOLDEN[name])
     for key, (shape, digest) in GOLDEN[name].items():
         tensor = out[key]

@@ -16,6 +16,7 @@ from torch import nn
 
 from uer.config import config_from_dict
 from uer.data.sampler import BatchSampler, CollatedBatches
+from uer.layers.host_lengths import HostLengths
 from uer.models import build_model
 from uer.training.engines import LocalEngine
 from uer.training.flops import BatchFlops
@@ -28,7 +29,7 @@ SYNC_METHODS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__
 
 # Syncs of the model's forward pass in files other sessions own (issue 14 item 1 lists them:
 # the attention mask's "is there padding at all" test).  Everything else must stay at zero.
-KNOWN_MODEL_SYNC_FILES = {"uer/layers/masks.py", "uer/encoders/transformer.py"}
+KNOWN_MODEL_SYNC_FILES = set()
 
 VOCAB = 200
 TINY_BERT = {"embedding": ["word", "pos", "seg"], "vocab_size": VOCAB, "emb_size": 32, "hidden_size": 32,
@@ -113,7 +114,8 @@ def bert_batches(n=64, length=12, seed=0):
         seg = torch.stack([r["seg"] for r in items])
         positions = torch.stack([r["pos"] for r in items])
         return {"src": src, "seg": seg, "mlm_positions": positions, "mlm_labels": src.gather(1, positions),
-                "sp_labels": torch.tensor([r["nsp"] for r in items]), "tokens": (seg > 0).sum()}
+                "sp_labels": torch.tensor([r["nsp"] for r in items]), "tokens": (seg > 0).sum(),
+                "seg_lengths": HostLengths.of(seg)}
     return CollatedBatches(rows, collate)
 
 
@@ -278,3 +280,93 @@ def test_a_nan_loss_between_log_steps_stops_the_run_naming_its_step(monkeypatch)
     with pytest.raises(TrainingError, match=r"step 2: the loss is nan \(epoch 0, batch 1\)"):
         trainer.train()
     assert len(calls) == 4 and trainer.engine.skipped_steps == 1
+
+
+# -- the model's forward and backward, batches from the real collator -----------------------------
+# The collator hands seg's lengths to the model on the host (uer.layers.host_lengths): the masks'
+# "is there padding" choice, unpadding's stream size and the decoder's masks read nothing back.
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(59)]
+SMALL = {"vocab_size": len(WORDS), "emb_size": 32, "hidden_size": 32, "feedforward_size": 64, "heads_num": 2,
+         "layers_num": 2, "max_seq_length": 32, "dropout": 0.1}
+MODELS = {
+    "bert": ({**SMALL, "embedding": ["word", "pos", "seg"], "target": ["mlm", "sp"]}, ("mlm", "sp")),
+    "gpt2": ({**SMALL, "embedding": ["word", "pos"], "mask": "causal", "layernorm_positioning": "pre",
+              "target": ["lm"]}, ("lm",)),
+    "t5": ({**SMALL, "embedding": ["word"], "tgt_embedding": ["word"], "decoder": "transformer", "target": ["lm"],
+            "relative_position_embedding": True, "relative_attention_buckets_num": 8,
+            "relative_attention_max_distance": 20, "remove_attention_scale": True, "layernorm": "t5",
+            "layernorm_positioning": "pre", "remove_transformer_bias": True, "remove_embedding_layernorm": True,
+            "share_embedding": True}, ("lm",)),
+    "deberta": ({**SMALL, "embedding": ["word"], "encoder": "deberta", "target": ["mlm"], "data_processor": "mlm"},
+                ("mlm",)),
+    "unpad": ({**SMALL, "embedding": ["word", "pos", "seg"], "unpad": True, "target": ["mlm"]}, ("mlm",)),
+}
+
+
+def collated(name):
+    """A batch of 4 rows of different lengths (padding in every model's input), as pretraining gets it."""
+    from uer.config import MaskingConfig
+    from uer.data.collator import PretrainCollator
+    from uer.data.vocab import Vocab
+    targets = MODELS[name][1]
+    g = torch.Generator().manual_seed(0)
+    items = []
+    for n in (9, 14, 6, 11):
+        item = {"src": torch.randint(5, len(WORDS), (n,), generator=g).numpy(), "seg_a_len": n // 2, "label": n % 2}
+        if name == "t5":
+            item["tgt"] = torch.randint(5, len(WORDS), (n // 2 + 1,), generator=g).numpy()
+        items.append(item)
+    fields = ["seg_a_len", "label"] if "sp" in targets else []
+    collate = PretrainCollator(Vocab(WORDS), list(targets), MaskingConfig(), 7, fields, seq_length=16, max_length=32)
+    return collate(items, [0, 1, 2, 3], epoch=0)
+
+
+def forward_backward_syncs(monkeypatch, name, batch, model=None):
+    torch.manual_seed(0)
+    model = model or build_model(config_from_dict(MODELS[name][0], "test"))
+    counter = SyncCounter()
+    with monkeypatch.context() as patch:
+        counter.install(patch)
+        out = model(batch)
+        out["loss"].backward()
+    return counter.outside, out["loss"].detach()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_forward_and_backward_make_no_sync_with_host_lengths(monkeypatch, name):
+    """BERT (padding), GPT-2, T5 (encoder and decoder masks), DeBERTa, unpadded BERT: no device-to-host
+    read in the model's step, beyond the files named in KNOWN_MODEL_SYNC_FILES."""
+    batch = collated(name)
+    assert batch["seg_lengths"].has_padding
+    torch.manual_seed(0)
+    model = build_model(config_from_dict(MODELS[name][0], "test"))
+    first, _ = forward_backward_syncs(monkeypatch, name, batch, model)
+    if name == "deberta":
+        # DeBERTa's gather indices are built from host tensors (torch.arange on the CPU, never a device
+        # value) whose min/max it reads once per (q_len, k_len) and caches: the first step only.
+        assert first and {site[1] for site in first} == {"uer/layers/relative_position.py"}
+        first, _ = forward_backward_syncs(monkeypatch, name, batch, model)
+    assert [site for site in first if site[1] not in KNOWN_MODEL_SYNC_FILES] == []
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_without_host_lengths_the_model_reads_them_back_with_the_same_result(monkeypatch, name):
+    """The fallback (generation, tasks, hand-made batches): one read of seg from the device per mask,
+    and a loss bit-identical to the one computed from the host lengths."""
+    batch = collated(name)
+    bare = {k: v for k, v in batch.items() if not k.endswith("seg_lengths")}
+    with_host = forward_backward_syncs(monkeypatch, name, batch)[1]
+    syncs, without = forward_backward_syncs(monkeypatch, name, bare)
+    assert torch.equal(with_host, without)
+    assert {site[1] for site in syncs} & {"uer/layers/host_lengths.py", "uer/layers/unpad.py"}
+
+
+def test_host_lengths_of_another_shape_are_not_trusted():
+    """Lengths that do not describe seg (a model that rebuilt it) fall back to the device check."""
+    from uer.layers.host_lengths import has_padding
+    seg = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert HostLengths.of(seg) == HostLengths((2, 3), 3) and HostLengths.of(seg).has_padding
+    assert has_padding(HostLengths((3, 3), 3), seg) is False           # trusted: same shape (no read)
+    assert has_padding(HostLengths((4, 4), 4), seg) is True            # another shape: read back
+    assert has_padding(None, torch.ones(2, 3, dtype=torch.long)) is False

@@ -17,6 +17,7 @@ import uer.targets  # noqa: F401  (fills TARGETS: each target declares its batch
 from uer.config import MaskingConfig
 from uer.data.documents import DOC_START_STREAM, document_fields
 from uer.errors import ConfigError
+from uer.layers.host_lengths import HostLengths
 from uer.registry import TARGETS
 from uer.targets.batch_fields import BatchFields, CollateState
 
@@ -123,5 +124,6 @@ class PretrainCollator:
         out["src"] = torch.from_numpy(state.src)
         out["seg"] = torch.from_numpy(seg)
         out["tokens"] = torch.tensor(int((seg > 0).sum()))   # real (non-pad) input tokens
+        out["seg_lengths"] = HostLengths.of(seg)    # on the host: the model's masks need no sync
         out.update(documents)
         return out

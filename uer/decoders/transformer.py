@@ -16,6 +16,7 @@ from torch import nn
 from uer.config import ModelConfig
 from uer.layers.attention import AttentionCache, MultiHeadAttention, PositionScheme
 from uer.layers.feed_forward import build_feed_forward
+from uer.layers.host_lengths import HostLengths, has_padding
 from uer.layers.masks import AttentionMask, build_attention_mask
 from uer.layers.norms import build_norm
 from uer.layers.t5_position import build_relative_position
@@ -82,10 +83,12 @@ class TransformerDecoderLayer(nn.Module):
         return self.norm_3(x + self.dropout_3(self.feed_forward(x)))
 
 
-def memory_mask(src_seg: torch.Tensor) -> AttentionMask:
-    """Cross-attention sees every real source token (seg > 0), from every target position."""
-    keep = src_seg > 0
-    return AttentionMask(None) if bool(keep.all()) else AttentionMask(keep[:, None, None, :])
+def memory_mask(src_seg: torch.Tensor, lengths: Optional[HostLengths] = None) -> AttentionMask:
+    """Cross-attention sees every real source token (seg > 0), from every target position.
+    ``lengths``: src_seg's real-token counts on the host (no sync); None: read back."""
+    if not has_padding(lengths, src_seg):
+        return AttentionMask(None)
+    return AttentionMask((src_seg > 0)[:, None, None, :])
 
 
 def step_mask(new: int, past: int, device) -> AttentionMask:
@@ -114,20 +117,25 @@ class TransformerDecoder(nn.Module):
         return DecoderCache([LayerCache() for _ in self.layers])
 
     def forward(self, emb: torch.Tensor, tgt_seg: Optional[torch.Tensor], memory: torch.Tensor,
-                src_seg: torch.Tensor, cache: Optional[DecoderCache] = None) -> torch.Tensor:
+                src_seg: torch.Tensor, cache: Optional[DecoderCache] = None,
+                src_lengths: Optional[HostLengths] = None, tgt_lengths: Optional[HostLengths] = None) -> torch.Tensor:
         """emb (B, T, H): the target embedding; tgt_seg (B, T), 0 at padding (None: no padding);
         memory (B, S, H): the encoder output; src_seg (B, S).  With ``cache`` the T tokens follow
-        ``cache.length`` already decoded ones (no target padding) -> (B, T, H)."""
+        ``cache.length`` already decoded ones (no target padding) -> (B, T, H).  ``src_lengths`` /
+        ``tgt_lengths``: src_seg's / tgt_seg's ``HostLengths`` (the collator's): the masks' form is
+        then chosen without a device-to-host sync."""
         new = emb.size(1)
         if cache is None:
-            seg = tgt_seg if tgt_seg is not None else torch.ones(emb.shape[:2], dtype=torch.long, device=emb.device)
-            self_mask = build_attention_mask("causal", seg)
+            if tgt_seg is None:         # no target padding: known without looking
+                self_mask = AttentionMask(None, is_causal=True)
+            else:
+                self_mask = build_attention_mask("causal", tgt_seg, lengths=tgt_lengths)
         else:
-            if tgt_seg is not None and not bool((tgt_seg > 0).all()):
+            if tgt_seg is not None and has_padding(tgt_lengths, tgt_seg):
                 raise ValueError("cached decoding takes unpadded target steps; decode padded targets "
                                  "without a cache")
             self_mask = step_mask(new, cache.length, emb.device)
-        cross_mask = memory_mask(src_seg)
+        cross_mask = memory_mask(src_seg, src_lengths)
         x = emb
         for i, layer in enumerate(self.layers):
             layer_cache = cache.layers[i] if cache is not None else None

@@ -54,9 +54,10 @@ class DebertaEncoder(TransformerEncoder):
         saved, self.last_layer_input = self.last_layer_input, None
         return saved
 
-    def forward(self, emb: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+    def forward(self, emb: torch.Tensor, seg: torch.Tensor, lengths=None) -> torch.Tensor:
+        """``lengths``: seg's ``HostLengths`` (uer.layers.host_lengths), so the mask needs no sync."""
         self._capturing = self._keep_last_input
         try:
-            return super().forward(emb, seg)
+            return super().forward(emb, seg, lengths=lengths)
         finally:
             self._capturing = False

@@ -14,6 +14,7 @@ from uer.errors import ConfigError
 from uer.layers.alibi import build_alibi_position
 from uer.layers.attention import AttentionCache, MultiHeadAttention, PositionScheme, Positions
 from uer.layers.feed_forward import build_feed_forward
+from uer.layers.host_lengths import HostLengths
 from uer.layers.local_attention import build_local_window, is_local_layer
 from uer.layers.masks import AttentionMask, build_attention_mask
 from uer.layers.norms import build_norm
@@ -68,6 +69,9 @@ class EncoderCache:
     layers: List[AttentionCache]
     keep: Optional[torch.Tensor] = None    # (B, length) bool
     positions: Optional[torch.Tensor] = None   # (B, length) the cached tokens' positions (position schemes)
+    # Whether a cached position is padding, known on the host (every step came with HostLengths);
+    # None once a step came without them (then the mask reads it back from the device).
+    has_padding: Optional[bool] = False
 
     @property
     def length(self) -> int:
@@ -84,12 +88,16 @@ class EncoderCache:
             self.positions = self.positions.index_select(0, index)
 
 
-def cached_causal_mask(keep_new: torch.Tensor, keep_past: Optional[torch.Tensor]) -> AttentionMask:
+def cached_causal_mask(keep_new: torch.Tensor, keep_past: Optional[torch.Tensor],
+                       has_padding: Optional[bool] = None) -> AttentionMask:
     """Causal self-attention of ``new`` tokens after ``past`` cached ones, padding keys hidden; equal
-    to the last rows of ``build_attention_mask("causal", seg)`` over the whole sequence."""
+    to the last rows of ``build_attention_mask("causal", seg)`` over the whole sequence.
+    ``has_padding``: whether any past or new position is padding, known on the host; None: read back."""
     new, past = keep_new.size(1), 0 if keep_past is None else keep_past.size(1)
     keep = keep_new if keep_past is None else torch.cat([keep_past, keep_new], dim=1)
-    if bool(keep.all()):
+    if has_padding is None:
+        has_padding = not bool(keep.all())
+    if not has_padding:
         if new == 1:
             return AttentionMask(None)
         if past == 0:
@@ -147,22 +155,29 @@ class TransformerEncoder(nn.Module):
         return Positions(positions, cache.positions)
 
     def forward(self, emb: torch.Tensor, seg: torch.Tensor, cache: Optional[EncoderCache] = None,
-                positions: Optional[torch.Tensor] = None, documents: Optional[torch.Tensor] = None) -> torch.Tensor:
+                positions: Optional[torch.Tensor] = None, documents: Optional[torch.Tensor] = None,
+                lengths: Optional[HostLengths] = None) -> torch.Tensor:
         """emb: (B, L, emb_size); seg: (B, L) with 0 at padding -> hidden (B, L, hidden_size).
         ``documents`` (B, L): the document of each token of a packed sequence; attention stays within it.
         ``cache`` (``new_cache()``): the L tokens follow ``cache.length`` cached ones; updated in place.
         ``positions`` (B, L): each token's position for rotary / ALiBi (left-padded prompts count real
-        tokens only); None: 0.. L - 1 after the cached tokens."""
+        tokens only); None: 0.. L - 1 after the cached tokens.  ``lengths``: seg's real-token counts
+        on the host (the collator's), so the mask / unpadding need no device-to-host sync."""
         if self.unpad and cache is None:
             if documents is not None:
                 raise ConfigError("\"unpad\": true cannot attend within packed documents (doc_ids); "
                                   "set \"unpad\": false")
-            return self._forward_unpadded(emb, seg)
+            return self._forward_unpadded(emb, seg, lengths)
         token_positions = self._positions(positions, emb.size(0), emb.size(1), emb.device, cache)
         if cache is None:
-            mask = build_attention_mask(self.mask_kind, seg, documents)
+            mask = build_attention_mask(self.mask_kind, seg, documents, lengths)
         else:
-            mask = cached_causal_mask(seg > 0, cache.keep)
+            known = lengths.for_seg(seg) if lengths is not None else None
+            if known is None or cache.has_padding is None:
+                cache.has_padding = None
+            else:
+                cache.has_padding = cache.has_padding or known.has_padding
+            mask = cached_causal_mask(seg > 0, cache.keep, cache.has_padding)
             cache.keep = seg > 0 if cache.keep is None else torch.cat([cache.keep, seg > 0], dim=1)
         x = self.linear(emb) if self.linear is not None else emb
         local_mask = self._local_mask(mask)
@@ -175,9 +190,10 @@ class TransformerEncoder(nn.Module):
                 x = layer(x, layer_mask, position, cache.layers[i] if cache is not None else None, token_positions)
         return self.final_norm(x) if self.final_norm is not None else x
 
-    def _forward_unpadded(self, emb: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+    def _forward_unpadded(self, emb: torch.Tensor, seg: torch.Tensor,
+                          lengths: Optional[HostLengths] = None) -> torch.Tensor:
         """The layers on the real tokens only (uer.layers.unpad); zeros at padding in the output."""
-        x, info = unpad(emb, seg)
+        x, info = unpad(emb, seg, lengths)
         x = self.linear(x) if self.linear is not None else x
         for i in range(self.layers_num):
             layer = self.layers[0 if self.parameter_sharing else i]

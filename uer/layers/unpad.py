@@ -12,7 +12,8 @@ rotary and ALiBi see every token at its own position in its own sequence, as in 
 absolute positions were added by the embedding before unpadding.  Sequences are right-padded (what
 every collator writes): the tokens of a row are its seg > 0 positions, in order.
 
-Finding T and Lmax is one host read per forward (the lengths); every layer reuses them.  Shapes
+Finding T and Lmax needs the lengths on the host: the collator's ``HostLengths`` (no sync), else
+one read of seg's lengths per forward; every layer reuses them.  Shapes
 vary from batch to batch, so CUDA graphs / static-shape compilation do not apply to this path.
 """
 
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from uer.layers.attention import NATIVE_GQA, MultiHeadAttention, PositionScheme, Positions, repeat_kv
+from uer.layers.host_lengths import HostLengths
 
 try:       # optional: the varlen kernel on CUDA; never required
     from flash_attn import flash_attn_varlen_func
@@ -48,12 +50,14 @@ class Unpadded:
         return self.indices.numel()
 
 
-def unpad(x: torch.Tensor, seg: torch.Tensor) -> "tuple[torch.Tensor, Unpadded]":
-    """x (B, L, H), seg (B, L) with 0 at padding -> the stream (T, H) and its ``Unpadded``."""
+def unpad(x: torch.Tensor, seg: torch.Tensor, host: Optional[HostLengths] = None) -> "tuple[torch.Tensor, Unpadded]":
+    """x (B, L, H), seg (B, L) with 0 at padding -> the stream (T, H) and its ``Unpadded``.
+    ``host``: seg's lengths known on the host (the collator's); None: read back (one sync)."""
     batch, length = seg.shape
     real = seg > 0
     lengths = real.sum(dim=1)                                   # (B,)
-    on_host = lengths.tolist()                                  # the one host read: T and Lmax
+    host = host.for_seg(seg) if host is not None else None
+    on_host = list(host.lengths) if host is not None else lengths.tolist()    # T and Lmax
     max_len = max(on_host + [1])
     indices = torch.nonzero_static(real.flatten(), size=sum(on_host)).squeeze(1)   # no second read
     slot = (real.cumsum(dim=1) - 1).flatten()[indices]          # rank of each token in its row

@@ -12,6 +12,7 @@ from uer.config import ModelConfig, register_validator
 from uer.embeddings import Embedding
 from uer.embeddings.embedding import SharedWordEmbedding
 from uer.errors import ConfigError
+from uer.layers.host_lengths import HostLengths
 from uer.models.size_check import check_fits_in_memory
 from uer.models.t5_init import apply_t5_init
 from uer.partitioned import gathered
@@ -85,22 +86,26 @@ class Model(nn.Module):
                 tied[0] = embedding
 
     def encode(self, src: torch.Tensor, seg: torch.Tensor, positions: Optional[torch.Tensor] = None,
-               documents: Optional[torch.Tensor] = None) -> torch.Tensor:
+               documents: Optional[torch.Tensor] = None, lengths: Optional[HostLengths] = None) -> torch.Tensor:
         """src, seg: (B, L) -> hidden states (B, L, hidden_size); ``positions``: each token's own
-        position ids for the position embedding (GLM's (B, 2, L) 2D positions)."""
+        position ids for the position embedding (GLM's (B, 2, L) 2D positions); ``lengths``: seg's
+        real-token counts on the host (the collator's ``seg_lengths``: the mask needs no sync)."""
         emb = self.embedding(src, seg, positions=positions)
         if documents is not None:       # (B, L) packed documents (llm_pretrain --document_mask)
-            return self.encoder(emb, seg, documents=documents)
-        return self.encoder(emb, seg)
+            return self.encoder(emb, seg, documents=documents, lengths=lengths)
+        return self.encoder(emb, seg, lengths=lengths)
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, seg: torch.Tensor,
-               tgt_seg: Optional[torch.Tensor] = None, cache=None) -> torch.Tensor:
+               tgt_seg: Optional[torch.Tensor] = None, cache=None, src_lengths: Optional[HostLengths] = None,
+               tgt_lengths: Optional[HostLengths] = None) -> torch.Tensor:
         """Decoder hidden states (B, T, H) for ``tgt_in`` over the encoder output ``memory`` (B, S, H)
         of a source with segment ids ``seg``; ``cache`` (``self.decoder.new_cache()``): tgt_in holds
-        only the tokens after ``cache.length`` decoded ones, and the cache is updated."""
+        only the tokens after ``cache.length`` decoded ones, and the cache is updated.  ``src_lengths``
+        / ``tgt_lengths``: seg's / tgt_seg's ``HostLengths`` (the masks then need no sync)."""
         start = cache.length if cache is not None else 0
         emb_seg = tgt_seg if tgt_seg is not None else torch.ones_like(tgt_in)
-        return self.decoder(self.tgt_embedding(tgt_in, emb_seg, start), tgt_seg, memory, seg, cache)
+        return self.decoder(self.tgt_embedding(tgt_in, emb_seg, start), tgt_seg, memory, seg, cache,
+                            src_lengths=src_lengths, tgt_lengths=tgt_lengths)
 
     def logits(self, tgt_in: torch.Tensor, memory: torch.Tensor, seg: torch.Tensor,
                tgt_seg: Optional[torch.Tensor] = None, cache=None) -> torch.Tensor:
@@ -111,10 +116,14 @@ class Model(nn.Module):
         if self.target is None:
             raise RuntimeError("this model was built without targets (with_target=False): call "
                                "encode(src, seg) for hidden states")
-        hidden = self.encode(batch["src"], batch["seg"], batch.get("positions"), documents=batch.get("doc_ids"))
+        # The collator's host-side lengths (uer.layers.host_lengths): no device-to-host sync in the masks.
+        lengths = batch.get("seg_lengths")
+        hidden = self.encode(batch["src"], batch["seg"], batch.get("positions"), documents=batch.get("doc_ids"),
+                             lengths=lengths)
         if self.decoder is not None:
             tgt_seg = batch.get("tgt_seg")
-            hidden = self.decode(batch["tgt_in"], hidden, batch["seg"], tgt_seg)
+            hidden = self.decode(batch["tgt_in"], hidden, batch["seg"], tgt_seg, src_lengths=lengths,
+                                 tgt_lengths=batch.get("tgt_seg_lengths"))
             batch = {**batch, "lm_labels": seq2seq_lm_labels(batch["tgt_out"], tgt_seg)}
         return self.target(hidden, batch)
 

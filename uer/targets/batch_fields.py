@@ -9,6 +9,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from uer.layers.host_lengths import HostLengths
+
 
 @dataclass
 class CollateState:
@@ -69,3 +71,4 @@ def collate_decoder_fields(state: CollateState) -> None:
     state.out["tgt_in"] = torch.from_numpy(tgt_in)
     state.out["tgt_out"] = torch.from_numpy(tgt_out)
     state.out["tgt_seg"] = torch.from_numpy(tgt_seg)
+    state.out["tgt_seg_lengths"] = HostLengths.of(tgt_seg)     # the decoder's mask needs no sync
