@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "output] [--vocab_path].")
     g.add_argument("--input_config_path", help="--from uer_py: the UER-py model config the checkpoint was "
                    "trained with (its --config_path, e.g. models/bert/base_config.json).")
+    g.add_argument("--kind", choices=["classifier", "regression", "multi_label", "tagger", "mrc", "c3", "chid"],
+                   help="--from uer_py: the finetune/run_*.py script that wrote a fine-tuned checkpoint (default: "
+                   "recognised from its head's keys; asked for where shapes are ambiguous). Writes <out>.task.json "
+                   "for inference/run_*_infer.py. --to uer_py reads the task from <input>.task.json.")
+    g.add_argument("--pooling", choices=["first", "last", "mean", "max"], default=None,
+                   help="--from uer_py --kind classifier: the --pooling the model was fine-tuned with (default: "
+                   "its config's, else first).")
     g = p.add_argument_group("both directions")
     g.add_argument("--architecture", help="--to hf: a family (bert, roberta, xlm-roberta, albert, gpt2, llama, "
                    "mistral, qwen2, bloom, modernbert ...; "
@@ -341,14 +348,25 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
 
 
 def convert_uer_py_to_uer(input_model_path: str, input_config_path: str, output_model_path: str,
-                          output_config_path: Optional[str] = None) -> Converted:
-    """A UER-py / TencentPretrain checkpoint + its config.json -> our checkpoint + our config."""
+                          output_config_path: Optional[str] = None, kind: Optional[str] = None,
+                          pooling: Optional[str] = None) -> Converted:
+    """A UER-py / TencentPretrain checkpoint + its config.json -> our checkpoint + our config (and, for a
+    model of their finetune/run_*.py scripts, <out>.task.json: uer/convert/uer_py_heads.py)."""
     from uer.convert.uer_py import read_uer_py_config, uer_py_to_uer
+    from uer.convert.uer_py_heads import is_uer_py_task_state, uer_py_task_to_uer
     data = read_uer_py_config(input_config_path)
-    result = uer_py_to_uer(read_weights(input_model_path), data, input_config_path, input_model_path)
+    state, info = read_weights(input_model_path), None
+    if kind is not None or is_uer_py_task_state(state):
+        result, info = uer_py_task_to_uer(state, data, input_config_path, input_model_path, kind, pooling)
+        logger.info("recognised a UER-py fine-tuned '%s' model (%s head, task %s)%s", result.variant.kind,
+                    info["head"], info["task"], "" if kind else " from its keys; pass --kind to choose another")
+    else:
+        result = uer_py_to_uer(state, data, input_config_path, input_model_path)
     save_uer_state(result.state, output_model_path)
     config_path = output_config_path or os.path.splitext(output_model_path)[0] + ".json"
     save_config(result.config, config_path)
+    if info is not None:
+        atomic_write_text(output_model_path + ".task.json", json.dumps(info, ensure_ascii=False) + "\n")
     for note in result.notes:
         logger.info("note: %s", note)
     logger.info("%s (UER-py, %s) -> %s + %s [%d tensors]", input_model_path, "+".join(result.config.target),
@@ -368,7 +386,13 @@ def convert_uer_to_uer_py(input_model_path: str, config_path: str, output_model_
             raise ConfigError(f"{config_path} says vocab_size {config.vocab_size} but the vocabulary {vocab_path} "
                               f"has {vocab_size} tokens; pass the vocabulary the model was trained with")
         config.vocab_size = vocab_size
-    result = uer_to_uer_py(read_weights(input_model_path), config, config_path)
+    task_info = input_model_path + ".task.json"
+    if os.path.isfile(task_info):       # a fine-tuned model: UER-py's task script's head names
+        from uer.convert.uer_py_heads import uer_task_to_uer_py
+        with open(task_info, encoding="utf-8") as f:
+            result = uer_task_to_uer_py(read_weights(input_model_path), config, json.load(f), config_path)
+    else:
+        result = uer_to_uer_py(read_weights(input_model_path), config, config_path)
     if output_model_path.endswith(".safetensors"):
         raise ConfigError("--output_model_path: UER-py reads torch.save files (.bin), not safetensors")
     atomic_torch_save(result.state, output_model_path)
@@ -402,7 +426,7 @@ def _uer_py_to_uer_main(args, parser) -> Converted:
     args.output_config_path = args.output_config_path or os.path.splitext(args.output_model_path)[0] + ".json"
     refuse_outputs_over_inputs(args, UER_OUTPUTS)
     return convert_uer_py_to_uer(args.input_model_path, args.input_config_path, args.output_model_path,
-                                 args.output_config_path)
+                                 args.output_config_path, args.kind, args.pooling)
 
 
 def _uer_to_uer_py_main(args, parser) -> Converted:
