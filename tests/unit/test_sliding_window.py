@@ -217,9 +217,15 @@ def test_windows_that_cannot_be_expressed_are_refused(tmp_path):
         convert_main(["--from", "hf", "--to", "uer", "--input_dir", str(directory),
                       "--output_model_path", str(tmp_path / "x.bin")])
     assert not (tmp_path / "x.bin").exists()
-    with pytest.raises(ConfigError, match="layer_types"):
-        Qwen2Converter().window_to_uer({"num_hidden_layers": 2, "use_sliding_window": True, "sliding_window": 4,
-                                        "max_window_layers": 1, "layer_types": ["sliding_attention"] * 2})
+    for listed, use in ((["sliding_attention", "full_attention"], True), (["full_attention", "sliding_attention"], False),
+                        (["sliding_attention"], True)):
+        with pytest.raises(ConfigError, match="layer_types"):
+            Qwen2Converter().window_to_uer({"num_hidden_layers": 2, "use_sliding_window": use, "sliding_window": 4,
+                                            "layer_types": listed})
+    # transformers runs the listed layer_types, whatever max_window_layers says
+    assert Qwen2Converter().window_to_uer({"num_hidden_layers": 3, "use_sliding_window": True, "sliding_window": 4,
+                                           "max_window_layers": 0, "layer_types": ["full_attention"] * 2 +
+                                           ["sliding_attention"]}) == {"sliding_window": 4, "sliding_window_from_layer": 2}
     assert Qwen2Converter().window_to_uer({"num_hidden_layers": 2, "use_sliding_window": True, "sliding_window": 4,
                                            "max_window_layers": 2}) == {"sliding_window": 0}
     assert MistralConverter().window_to_uer({}) == {"sliding_window": 4096}   # transformers' default

@@ -204,22 +204,28 @@ class Qwen2Converter(LlamaFamilyConverter):
     qkv_bias = True
 
     def window_to_uer(self, hf: Dict[str, Any]) -> Dict[str, Any]:
-        """transformers' Qwen2 windows layers max_window_layers and up when use_sliding_window is true (its
-        ``layer_types``, which config.json may also list: the windowed layers must then be those)."""
+        """transformers' Qwen2 windows the layers its ``layer_types`` names (config.json may list them); without
+        the list, layers max_window_layers and up when use_sliding_window is true.  uer expresses a window on
+        every layer from one index on."""
         layers = hf["num_hidden_layers"]
         window = hf.get("sliding_window", 4096) if hf.get("use_sliding_window") else None
-        first = int(hf.get("max_window_layers", 28))
-        windowed = [i for i in range(layers) if window is not None and i >= first]
         listed = hf.get("layer_types")
         if listed is not None:
-            listed_windowed = [i for i, kind in enumerate(listed) if kind == "sliding_attention"]
-            if len(listed) != layers or listed_windowed != windowed or \
-                    any(kind not in ("sliding_attention", "full_attention") for kind in listed):
-                raise ConfigError(f"config.json: 'layer_types' {listed} is not what use_sliding_window "
-                                  f"{hf.get('use_sliding_window')} / max_window_layers {first} give; uer expresses a "
-                                  "window on every layer from one index on only, so this checkpoint cannot be converted")
+            if len(listed) != layers or any(kind not in ("sliding_attention", "full_attention") for kind in listed):
+                raise ConfigError(f"config.json: 'layer_types' {listed} must name 'sliding_attention' or "
+                                  f"'full_attention' for each of the {layers} layers")
+            windowed = [i for i, kind in enumerate(listed) if kind == "sliding_attention"]
+            if windowed and window is None:
+                raise ConfigError("config.json: 'layer_types' names sliding_attention layers but use_sliding_window "
+                                  "is false (transformers has no window to apply); this checkpoint cannot be converted")
+        else:
+            first = int(hf.get("max_window_layers", 28))
+            windowed = [i for i in range(layers) if window is not None and i >= first]
         if not windowed:
             return {"sliding_window": 0}
+        if windowed != list(range(windowed[0], layers)):
+            raise ConfigError(f"config.json: 'layer_types' {listed} windows layers {windowed}; uer expresses a window "
+                              "on every layer from one index on only, so this checkpoint cannot be converted")
         if not isinstance(window, int) or window < 1:
             raise ConfigError(f"config.json: 'sliding_window' must be a number of tokens >= 1, got {window!r}")
         return {"sliding_window": window, "sliding_window_from_layer": windowed[0]}
