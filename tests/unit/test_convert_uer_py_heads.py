@@ -118,7 +118,29 @@ def test_tagger_and_crf_reproduce_uer_py(tmp_path):
     # torchcrf's layout: transitions[i, j] scores tag j after tag i, as ours
     assert torch.equal(model.head.crf.transitions, head["crf.transitions"])
     assert torch.equal(model.head.crf.start_transitions, head["crf.start_transitions"])
+    # torchcrf's decode maximises start[t0] + sum(transitions[t_prev, t]) + sum(emissions) + end[t_last]:
+    # brute force over every path of the first 4 tokens, against our Viterbi on the imported parameters
+    import itertools
+    em = emissions[:, :4]
+    t, start, end = head["crf.transitions"], head["crf.start_transitions"], head["crf.end_transitions"]
+    for b in range(em.size(0)):
+        def score(path):
+            total = start[path[0]] + end[path[-1]] + sum(em[b, i, p] for i, p in enumerate(path))
+            return total + sum(t[a, c] for a, c in zip(path, path[1:]))
+        best = max(itertools.product(range(5), repeat=4), key=lambda path: float(score(path)))
+        assert model.head.crf.decode(em[b:b + 1], torch.ones(1, 4, dtype=torch.bool))[0] == list(best)
     _export_equals(tmp_path, out, state)
+
+
+def test_a_one_output_classifier_is_run_regression(tmp_path):
+    src, seg, hidden, _ = _reference()
+    head = _classifier_head(labels=1)
+    _, info, model, out = _import(tmp_path, _uer_py_finetuned(head))
+    assert (info["task"], info["head"], info["labels_num"]) == ("regression", "classifier", 1)
+    expected = torch.tanh(hidden[:, 0] @ head["output_layer_1.weight"].T + head["output_layer_1.bias"]) \
+        @ head["output_layer_2.weight"].T + head["output_layer_2.bias"]
+    with torch.no_grad():
+        assert (model.logits(src, seg) - expected).abs().max() < ATOL
 
 
 def test_mrc_and_choice_heads(tmp_path):
@@ -163,9 +185,9 @@ def test_classifier_end_to_end_convert_then_infer(tmp_path):
     uer_py_path, out = str(tmp_path / "uer_py.bin"), str(tmp_path / "ours.bin")
     torch.save(_uer_py_finetuned(head), uer_py_path)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "convert.py"), "--from", "uer_py", "--to", "uer",
-                    "--input_model_path", uer_py_path, "--input_config_path", os.path.join(FIXTURE, "config.json"),
-                    "--output_model_path", out], check=True, env=env, cwd=ROOT)
+    from uer.convert.cli import main as convert_main       # scripts/convert.py's entry, in this process
+    convert_main(["--from", "uer_py", "--to", "uer", "--input_model_path", uer_py_path,
+                  "--input_config_path", os.path.join(FIXTURE, "config.json"), "--output_model_path", out])
     rows = [1, 2]                  # the untruncated sentences ([CLS] text [SEP] fits in 32)
     test_path = tmp_path / "test.tsv"
     test_path.write_text("text_a\n" + "".join(str(ref["text"][r]) + "\n" for r in rows), encoding="utf-8")

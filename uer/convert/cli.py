@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "output] [--vocab_path].")
     g.add_argument("--input_config_path", help="--from uer_py: the UER-py model config the checkpoint was "
                    "trained with (its --config_path, e.g. models/bert/base_config.json).")
-    g.add_argument("--kind", choices=["classifier", "regression", "multi_label", "tagger", "mrc", "c3", "chid"],
+    g.add_argument("--kind", choices=["classifier", "regression", "multi_label", "dbqa", "tagger", "mrc", "c3", "chid"],
                    help="--from uer_py: the finetune/run_*.py script that wrote a fine-tuned checkpoint (default: "
                    "recognised from its head's keys; asked for where shapes are ambiguous). Writes <out>.task.json "
                    "for inference/run_*_infer.py. --to uer_py reads the task from <input>.task.json.")

@@ -5,7 +5,7 @@ table of ``uer/convert/uer_py.py``) plus the script's own head, with no pretrain
 
     kind         UER-py script                     their head                          our head (task)
     classifier   run_classifier.py (regression,    output_layer_1 (H->H), tanh,        classifier: head.linear_1,
-                 multi_label: the same layers)     output_layer_2 (H->labels)          head.linear_2
+                 multi_label, dbqa: the same)      output_layer_2 (H->labels)          head.linear_2
     tagger       run_ner.py                        output_layer (H->labels)            tagger: head.output
                  run_ner.py --crf_target           + crf.transitions / start_ / end_   crf_tagger: + head.crf.*
     mrc          run_cmrc.py                       output_layer (H->2: start, end)     span: head.qa_outputs
@@ -35,11 +35,14 @@ KINDS: Dict[str, Tuple[str, str, List[Tuple[str, str]]]] = {
                                                 ("head.linear_2", "output_layer_2")]),
     "multi_label": ("multi_label", "classifier", [("head.linear_1", "output_layer_1"),
                                                   ("head.linear_2", "output_layer_2")]),
+    "dbqa": ("dbqa", "classifier", [("head.linear_1", "output_layer_1"),
+                                    ("head.linear_2", "output_layer_2")]),
     "tagger": ("ner", "tagger", [("head.output", "output_layer")]),
     "mrc": ("mrc", "span", [("head.qa_outputs", "output_layer")]),
     "c3": ("c3", "choice_scorer", [("head.output", "output_layer")]),
     "chid": ("chid", "choice_scorer", [("head.output", "output_layer")]),
 }
+CLASSIFIER_KINDS = ("classifier", "regression", "multi_label", "dbqa")
 CRF = ("transitions", "start_transitions", "end_transitions")
 HEAD_PREFIXES = ("output_layer", "crf.")
 
@@ -59,7 +62,9 @@ def is_uer_py_task_state(state: Dict[str, torch.Tensor]) -> bool:
 def detect_kind(state: Dict[str, torch.Tensor], source: str) -> str:
     """The head a UER-py task checkpoint holds, from its keys and shapes; ambiguous shapes ask for --kind."""
     if "output_layer_1.weight" in state and "output_layer_2.weight" in state:
-        return "classifier"
+        # run_regression.py's head is run_classifier.py's with one output; multi-label and dbqa models
+        # cannot be told from a classifier by their tensors (the caller says --kind)
+        return "regression" if int(state["output_layer_2.weight"].shape[0]) == 1 else "classifier"
     if "output_layer.weight" not in state:
         raise CheckpointError(f"{source} holds no UER-py task head (output_layer_1/_2 or output_layer); "
                               "a pretraining checkpoint converts without --kind")
@@ -125,13 +130,13 @@ def uer_py_task_to_uer(state: Dict[str, torch.Tensor], uer_py_config: dict, conf
                               "was fine-tuned with (--input_config_path)") from None
     for o, t in pairs:
         ours[o] = state[t].clone()
-    out_rows = int(state[pairs[0][1] if kind not in ("classifier", "regression", "multi_label")
+    out_rows = int(state[pairs[0][1] if kind not in CLASSIFIER_KINDS
                          else "output_layer_2.weight"].shape[0])
-    if kind in ("classifier", "regression", "multi_label", "tagger"):
+    if kind in CLASSIFIER_KINDS + ("tagger",):
         config.labels_num = out_rows
     elif kind in ("c3", "chid"):
         config.labels_num = int(data.get("max_choices_num", {"c3": 4, "chid": 10}[kind]))
-    if kind in ("classifier", "regression", "multi_label") and config.pooling in ("mean", "max"):
+    if kind in CLASSIFIER_KINDS and config.pooling in ("mean", "max"):
         notes.append(NOTES["classifier"])
     if any(o.startswith("head.crf.") for o, _ in pairs):
         head = "crf_tagger"
