@@ -184,12 +184,14 @@ def sync(device: torch.device) -> None:
 def timed(step: Callable[[], None], device: torch.device, warmup: int, box_s: float, max_steps: int,
           min_steps: int) -> tuple:
     """(seconds per step, steps timed): warmup, then N steps between two synchronizes; N from the
-    warmup's mean step time so the window fits ``box_s``."""
-    start = time.perf_counter()
+    last warmup step's time (the first ones include compiling and allocator growth) so the window
+    fits ``box_s``."""
+    per_step = 0.0
     for _ in range(warmup):
+        start = time.perf_counter()
         step()
-    sync(device)
-    per_step = (time.perf_counter() - start) / max(warmup, 1)
+        sync(device)        # warmup only: the timed window below has no sync inside
+        per_step = time.perf_counter() - start
     steps = int(min(max_steps, max(min_steps, box_s / max(per_step, 1e-6))))
     sync(device)
     start = time.perf_counter()
