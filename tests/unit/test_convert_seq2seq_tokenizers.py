@@ -22,6 +22,7 @@ from uer.data.tokenizers import build_tokenizer  # noqa: E402
 
 T.logging.set_verbosity_error()
 EXTRA = 100
+SPARE = 12          # embedding rows beyond the tokenizer's tokens, as T5's 32,128 rows for 32,100 tokens
 SIZES = dict(d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2,
              relative_attention_num_buckets=8, relative_attention_max_distance=20, dropout_rate=0.0,
              decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
@@ -58,7 +59,7 @@ def t5_dir(tmp_path_factory, data_dir):
     model_file = train_spm(root / "trained.model", sst2(data_dir, "train.tsv", 3000), **T5_LAYOUT)
     pieces = spm.SentencePieceProcessor(model_file=model_file).get_piece_size()
     src = root / "hf"
-    T.T5ForConditionalGeneration(T.T5Config(vocab_size=pieces + EXTRA, **SIZES)).save_pretrained(str(src))
+    T.T5ForConditionalGeneration(T.T5Config(vocab_size=pieces + EXTRA + SPARE, **SIZES)).save_pretrained(str(src))
     (src / "spiece.model").write_bytes((root / "trained.model").read_bytes())
     (src / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": EXTRA}))
     T.AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(src))    # writes tokenizer.json as the hub has
@@ -79,8 +80,9 @@ def test_t5_spm_import_gives_transformers_ids(t5_dir, data_dir):
                   str(out / "t5.bin"), "--output_spm_model_path", spm_path])
     theirs = T.AutoTokenizer.from_pretrained(str(src))
     ours = build_tokenizer("spm", spm_model_path=spm_path, do_lower_case=False)
-    assert len(ours.vocab) == len(theirs) == pieces + EXTRA
+    assert len(theirs) == pieces + EXTRA and len(ours.vocab) == pieces + EXTRA + SPARE
     assert json.loads((out / "t5.json").read_text())["vocab_size"] == len(ours.vocab)
+    assert max(ours.encode(" ".join(ours.vocab.tokens[-SPARE:]))) < pieces    # spare pieces: never from text
     names = [f"<extra_id_{i}>" for i in range(EXTRA)]
     expected = theirs.convert_tokens_to_ids(names)
     assert expected == [pieces + EXTRA - 1 - i for i in range(EXTRA)]        # T5's order: <extra_id_0> last
@@ -111,11 +113,12 @@ def test_t5_spm_export_loads_in_transformers(t5_dir, data_dir):
     assert (config["tokenizer_class"], config["extra_ids"]) == ("T5Tokenizer", EXTRA)
     assert (config["pad_token"], config["eos_token"], config["unk_token"]) == ("<pad>", "</s>", "<unk>")
     hf_config = json.loads((back / "config.json").read_text())
-    assert (hf_config["vocab_size"], hf_config["pad_token_id"], hf_config["eos_token_id"]) == (pieces + EXTRA, 0, 1)
+    assert (hf_config["vocab_size"], hf_config["pad_token_id"], hf_config["eos_token_id"]) == \
+        (pieces + EXTRA + SPARE, 0, 1)
 
     theirs = T.AutoTokenizer.from_pretrained(str(back))
     ours = build_tokenizer("spm", spm_model_path=spm_path, do_lower_case=False)
-    assert type(theirs).__name__ == "T5Tokenizer" and len(theirs) == len(ours.vocab)
+    assert type(theirs).__name__ == "T5Tokenizer" and len(theirs) == len(ours.vocab) - SPARE
     names = [f"<extra_id_{i}>" for i in range(EXTRA)]
     assert theirs.convert_tokens_to_ids(names) == ours.convert_tokens_to_ids(names)
     assert set(names) <= set(theirs.all_special_tokens)                     # special, as T5 has them

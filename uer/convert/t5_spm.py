@@ -22,6 +22,8 @@ from uer.errors import ConfigError, DataError
 from uer.utils import atomic_path, atomic_write_text, read_json_object
 
 SENTINEL = re.compile(r"<extra_id_(\d+)>\Z")
+UNUSED = "<uer_unused_{}>"
+UNUSED_RE = re.compile(r"<uer_unused_\d+>\Z")
 # T5's own layout; transformers' T5 tokenizer assumes it (unk is id 2 in its Unigram model).
 T5_IDS = {"pad": 0, "eos": 1, "unk": 2}
 
@@ -79,7 +81,9 @@ def _sentinels_to_add(input_dir: str, spm_path: str, pieces: int) -> List[str]:
 
 
 def t5_spm_with_sentinels(input_dir: str, spm_path: str) -> bytes:
-    """The directory's spiece.model with its added tokens (the sentinels) appended at their ids."""
+    """The directory's spiece.model with its added tokens (the sentinels) appended at their ids, then one
+    unused piece per spare embedding row (T5's 32,128 rows hold 32,100 tokens; uer sizes the model by the
+    vocabulary).  The spare pieces are control symbols, which no text produces, and export drops them."""
     pb, model = _proto(spm_path)
     present = {p.piece for p in model.pieces}
     for token in _sentinels_to_add(input_dir, spm_path, len(model.pieces)):
@@ -88,6 +92,11 @@ def t5_spm_with_sentinels(input_dir: str, spm_path: str) -> bytes:
                             "files disagree with the model")
         piece = model.pieces.add()
         piece.piece, piece.score, piece.type = token, 0.0, pb.ModelProto.SentencePiece.USER_DEFINED
+    path = os.path.join(input_dir, "config.json")
+    rows = read_json_object(path, path, DataError).get("vocab_size") if os.path.isfile(path) else None
+    for i in range(len(model.pieces), rows if isinstance(rows, int) else 0):
+        piece = model.pieces.add()
+        piece.piece, piece.score, piece.type = UNUSED.format(i), 0.0, pb.ModelProto.SentencePiece.CONTROL
     return model.SerializeToString()
 
 
@@ -110,6 +119,9 @@ def t5_tokenizer_files(spm_path: str, output_dir: str) -> Dict[str, Any]:
     entries that make transformers' T5 tokenizer give the model's ids."""
     pb, model = _proto(spm_path)
     _check_t5_layout(spm_path, model)
+    while model.pieces and model.pieces[-1].type == pb.ModelProto.SentencePiece.CONTROL and \
+            UNUSED_RE.match(model.pieces[-1].piece):
+        model.pieces.pop()            # the spare rows' pieces: config.json's vocab_size keeps the rows
     tail = _tail_sentinels(model, pb)
     for _ in range(tail):
         model.pieces.pop()
