@@ -201,3 +201,12 @@ def test_classifier_end_to_end_convert_then_infer(tmp_path):
     expected = logits[rows].argmax(-1).tolist()
     lines = pred_path.read_text(encoding="utf-8").splitlines()
     assert [int(line.split("\t")[0]) for line in lines[1:]] == expected
+
+
+def test_export_of_a_task_uer_py_has_no_script_for_is_refused(tmp_path):
+    _, info, _, out = _import(tmp_path, _uer_py_finetuned(_classifier_head()))
+    with open(out + ".task.json", "w", encoding="utf-8") as f:
+        json.dump({**info, "task": "simcse", "head": "simcse"}, f)
+    with pytest.raises(ConfigError, match="UER-py has no script with that head"):
+        convert_uer_to_uer_py(out, str(tmp_path / "ours.json"), str(tmp_path / "back.bin"))
+    assert not os.path.exists(tmp_path / "back.bin")
