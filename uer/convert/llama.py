@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 from uer.config import ModelConfig
 from uer.convert.converter import Converter, Variant, hf_act, uer_act
 from uer.convert.registry import CONVERTERS
-from uer.convert.table import Row, Tied, param
+from uer.convert.table import Row, param
 from uer.convert.transforms import VOCAB_ROWS
 from uer.errors import ConfigError
 
@@ -151,11 +151,7 @@ class LlamaFamilyConverter(Converter):
         return rows
 
     def head_rows(self, config: ModelConfig, variant: Variant) -> List[Row]:
-        if variant.kind != "pretrain":
-            return []
-        if config.tie_weights:
-            return [Tied("lm_head.weight", self.base_prefix + "embed_tokens.weight")]
-        return [param("target.lm.output_weight", "lm_head.weight", VOCAB_ROWS)]
+        return self.causal_lm_head_rows(config, variant, "embed_tokens.weight")
 
 
 @CONVERTERS.register("llama")
