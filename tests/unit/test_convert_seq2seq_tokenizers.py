@@ -96,6 +96,30 @@ def test_t5_spm_import_gives_transformers_ids(t5_dir, data_dir):
     assert not bad, f"{len(bad)} of {len(texts)} lines differ, first: {bad[0]!r}"
 
 
+@pytest.mark.parametrize("files", ["extra_ids", "added_tokens_decoder"])
+def test_t5_spm_import_without_tokenizer_json(files, t5_dir, tmp_path):
+    """A directory without tokenizer.json: the sentinels' ids come from tokenizer_config.json (transformers
+    4's added_tokens_decoder, else extra_ids) and must be the same as tokenizer.json's."""
+    import shutil
+    root, src, pieces = t5_dir
+    reference = tmp_path / "reference.model"
+    convert_main(["--from", "hf", "--to", "uer", "--input_dir", str(src), "--output_model_path",
+                  str(tmp_path / "a.bin"), "--output_spm_model_path", str(reference)])
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors", "spiece.model"):
+        shutil.copy(src / name, bare / name)
+    names = {pieces + EXTRA - 1 - i: f"<extra_id_{i}>" for i in range(EXTRA)}
+    config = {"tokenizer_class": "T5Tokenizer", "extra_ids": EXTRA} if files == "extra_ids" else \
+        {"tokenizer_class": "T5Tokenizer", "added_tokens_decoder": {
+            str(i): {"content": t, "special": True} for i, t in {0: "<pad>", 1: "</s>", 2: "<unk>", **names}.items()}}
+    (bare / "tokenizer_config.json").write_text(json.dumps(config))
+    out = tmp_path / "bare.model"
+    convert_main(["--from", "hf", "--to", "uer", "--input_dir", str(bare), "--output_model_path",
+                  str(tmp_path / "b.bin"), "--output_spm_model_path", str(out)])
+    assert filecmp.cmp(out, reference, shallow=False)
+
+
 def test_t5_spm_export_loads_in_transformers(t5_dir, data_dir):
     root, src, pieces = t5_dir
     work = root / "export"
