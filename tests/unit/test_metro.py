@@ -60,9 +60,9 @@ def spy(monkeypatch, model):
     seen = {}
     encode, head = model.discriminator.encode, model.rtd_head.forward
 
-    def encode_spy(src, seg):
+    def encode_spy(src, seg, **kwargs):      # kwargs: the host-side seg_lengths
         seen["encoder_src"] = src
-        return encode(src, seg)
+        return encode(src, seg, **kwargs)
 
     def head_spy(hidden, batch):
         seen["rtd_labels"] = batch["rtd_labels"]

@@ -301,6 +301,9 @@ MODELS = {
     "deberta": ({**SMALL, "embedding": ["word"], "encoder": "deberta", "target": ["mlm"], "data_processor": "mlm"},
                 ("mlm",)),
     "unpad": ({**SMALL, "embedding": ["word", "pos", "seg"], "unpad": True, "target": ["mlm"]}, ("mlm",)),
+    # a composite: the generator's and the discriminator's encoders both get the batch's lengths
+    "electra": ({**SMALL, "embedding": ["word", "pos", "seg"], "target": ["mlm", "rtd"], "pretrainer": "electra"},
+                ("mlm", "rtd")),
 }
 
 
@@ -335,7 +338,7 @@ def forward_backward_syncs(monkeypatch, name, batch, model=None):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_the_forward_and_backward_make_no_sync_with_host_lengths(monkeypatch, name):
-    """BERT (padding), GPT-2, T5 (encoder and decoder masks), DeBERTa, unpadded BERT: no device-to-host
+    """BERT (padding), GPT-2, T5 (encoder and decoder masks), DeBERTa, unpadded BERT, ELECTRA: no device-to-host
     read in the model's step, beyond the files named in KNOWN_MODEL_SYNC_FILES."""
     batch = collated(name)
     assert batch["seg_lengths"].has_padding

@@ -142,7 +142,8 @@ class JointGenerator(GeneratorPart):
 
     def propose(self, owner, batch, positions, originals, valid, out):
         head = owner.generator.target._modules["mlm"]
-        logits = head.logits(owner.generator.encode(batch["src"], batch["seg"]), positions)
+        logits = head.logits(owner.generator.encode(batch["src"], batch["seg"], lengths=batch.get("seg_lengths")),
+                             positions)
         gen = head.scores(logits, batch["mlm_labels"])
         out.update(loss=owner.rtd.gen_weight * gen.pop("loss"), **gen)
         with torch.no_grad():
@@ -183,7 +184,7 @@ class FrozenGenerator(GeneratorPart):
         # autograd may not save for backward; the sampled ids are cloned outside the block so the
         # discriminator's embedding lookup (which saves its indices) gets an ordinary tensor.
         with torch.inference_mode():
-            logits = head.logits(model.encode(batch["src"], batch["seg"]), positions)
+            logits = head.logits(model.encode(batch["src"], batch["seg"], lengths=batch.get("seg_lengths")), positions)
             out["mlm_acc"] = head.scores(logits, batch["mlm_labels"])["mlm_acc"]   # logged only
             samples = _sample_logged(owner, logits, out)
         return samples.clone()
@@ -378,7 +379,9 @@ class ElectraPretrainer(nn.Module):
     def forward(self, batch: dict) -> dict:
         out: Dict[str, torch.Tensor] = {}
         corrupted, rtd_labels = self.corrupt(batch, out)
-        disc = self.discriminator({"src": corrupted, "seg": batch["seg"], "rtd_labels": rtd_labels})
+        # seg_lengths: the host-side lengths of the same seg (uer.layers.host_lengths): no mask sync.
+        disc = self.discriminator({"src": corrupted, "seg": batch["seg"], "rtd_labels": rtd_labels,
+                                   "seg_lengths": batch.get("seg_lengths")})
         self.add_loss(out, self.rtd.disc_weight, disc)
         return out
 

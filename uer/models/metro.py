@@ -80,10 +80,12 @@ class MetroPretrainer(ElectraPretrainer):
         out: Dict[str, torch.Tensor] = {}
         corrupted, rtd_labels = self.corrupt(batch, out)          # (b) generator loss into out
         seq2seq, seg = self.discriminator, batch["seg"]
-        memory = seq2seq.encode(corrupted, seg)                     # (c)
+        lengths = batch.get("seg_lengths")        # host-side (uer.layers.host_lengths): no mask sync
+        memory = seq2seq.encode(corrupted, seg, lengths=lengths)    # (c)
         self.add_loss(out, self.rtd.disc_weight, self.rtd_head(memory, {"seg": seg, "rtd_labels": rtd_labels}))
         tgt_seg = batch.get("tgt_seg")                              # (d)
-        hidden = seq2seq.decode(batch["tgt_in"], memory, seg, tgt_seg)
+        hidden = seq2seq.decode(batch["tgt_in"], memory, seg, tgt_seg, src_lengths=lengths,
+                                tgt_lengths=batch.get("tgt_seg_lengths"))
         lm = seq2seq.target(hidden, {"lm_labels": seq2seq_lm_labels(batch["tgt_out"], tgt_seg)})
         self.add_loss(out, self.rtd.decoder_weight, lm)
         return out
