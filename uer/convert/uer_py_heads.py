@@ -14,9 +14,10 @@ table of ``uer/convert/uer_py.py``) plus the script's own head, with no pretrain
 The head math is the same on both sides: the classifier pools, applies output_layer_1, tanh,
 output_layer_2 (ours: linear_1, tanh, linear_2); torchcrf's ``transitions[i, j]`` (tag i -> tag j),
 ``start_transitions`` and ``end_transitions`` are our CRF's parameters with the same meaning.  What
-differs is stated where it is converted (``NOTES``): UER-py's mean / max pooling weight a sentence
-pair's second segment by its segment id 2 (ours pools every real token alike: equal for single
-sentences), and its CRF decodes over every token ([CLS] and word pieces included; ours over words).
+differs is stated where it is converted (``NOTES``): UER-py's mean / max / last pooling multiply the
+states by the segment id, so a sentence pair's second segment counts twice (ours pools every real
+token alike: equal for single sentences and for first pooling; benchmarks/uer_py_heads_parity.py
+measures both), and its CRF decodes over every token ([CLS] and word pieces included; ours over words).
 """
 
 from dataclasses import replace
@@ -47,9 +48,9 @@ CRF = ("transitions", "start_transitions", "end_transitions")
 HEAD_PREFIXES = ("output_layer", "crf.")
 
 NOTES = {
-    "classifier": "UER-py's mean / max pooling weight a sentence pair's second segment by its segment id (2); "
-                  "ours pools every real token alike: the same logits for single sentences and for first / "
-                  "last pooling, not for mean / max over pairs",
+    "classifier": "UER-py's mean / max / last pooling multiply the states by the segment id, so a sentence "
+                  "pair's second segment counts twice; ours pools every real token alike: the same logits for "
+                  "single sentences (and for first pooling), not for sentence pairs",
     "crf": "UER-py's CRF decodes over every real token ([CLS], [SEP] and word pieces included); ours over the "
            "words (first pieces): the same parameters, decoded paths may differ where a word has several pieces",
 }
@@ -136,7 +137,7 @@ def uer_py_task_to_uer(state: Dict[str, torch.Tensor], uer_py_config: dict, conf
         config.labels_num = out_rows
     elif kind in ("c3", "chid"):
         config.labels_num = int(data.get("max_choices_num", {"c3": 4, "chid": 10}[kind]))
-    if kind in CLASSIFIER_KINDS and config.pooling in ("mean", "max"):
+    if kind in CLASSIFIER_KINDS and config.pooling in ("mean", "max", "last"):
         notes.append(NOTES["classifier"])
     if any(o.startswith("head.crf.") for o, _ in pairs):
         head = "crf_tagger"
