@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the pair as --tokenizer bpe --vocab_path VOCAB.json --merges_path MERGES.txt.")
     g.add_argument("--output_spm_model_path", help="Copy the directory's SentencePiece model here (spiece.model, "
                    "sentencepiece.bpe.model, or LLaMA-1/2's tokenizer.model); T5's gets its added sentinels "
-                   "appended at their ids. Refused for PEGASUS and Marian, whose ids are not the model's.")
+                   "appended at their ids, PEGASUS's renumbered as its tokenizer numbers it (+103); refused for Marian, "
+                   "whose ids come from vocab.json.")
     g = p.add_argument_group("--from uer --to hf")
     g.add_argument("--input_model_path", help="uer checkpoint.")
     g.add_argument("--config_path", help="uer model config the checkpoint was trained with.")
@@ -198,7 +199,8 @@ def _tokenizer_copies(input_dir: str, vocab: Optional[str], merges: Optional[str
 
 
 def _family_spm_model(input_dir: str, spm_model: Optional[str]) -> Optional[bytes]:
-    """A T5 directory's spiece.model with its sentinels appended (uer/convert/t5_spm.py); None where the
+    """A T5 directory's spiece.model with its sentinels appended (uer/convert/t5_spm.py), a PEGASUS one's
+    renumbered as its tokenizer numbers it (uer/convert/pegasus_spm.py); None where the
     model is copied as it is.  Refuses the families whose ids are not the SentencePiece model's."""
     if not spm_model or not os.path.isfile(os.path.join(input_dir, "config.json")):
         return None
@@ -211,6 +213,9 @@ def _family_spm_model(input_dir: str, spm_model: Optional[str]) -> Optional[byte
     path = os.path.join(input_dir, "spiece.model")
     if model_type == "t5" and os.path.isfile(path):
         return t5_spm_with_sentinels(input_dir, path)
+    if model_type == "pegasus" and os.path.isfile(path):
+        from uer.convert.pegasus_spm import pegasus_spm_with_offset
+        return pegasus_spm_with_offset(input_dir, path)
     return None
 
 
@@ -290,8 +295,11 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
     from uer.convert.api import resolve_architecture
     family = resolve_architecture(architecture)[0].family
     from uer.convert.t5_spm import check_t5_spm, spm_refusal, t5_tokenizer_files
+    from uer.convert.pegasus_spm import check_pegasus_spm, pegasus_tokenizer_files
     if spm_model_path and spm_refusal(family) is not None:
         raise ConfigError(f"--spm_model_path: {spm_refusal(family)[1]}")
+    if spm_model_path and family in ("t5", "pegasus"):     # before the weights are read
+        (check_t5_spm if family == "t5" else check_pegasus_spm)(spm_model_path)
     vocab_size, special = _special_ids(vocab_path, spm_model_path, merges_path, family)
     if vocab_size is not None:
         if config.vocab_size and config.vocab_size != vocab_size:
@@ -311,10 +319,8 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
     if merges_path and result.family not in bpe_families:
         raise ConfigError(f"--merges_path: {result.family} directories have no byte-level BPE tokenizer "
                           f"(only {', '.join(bpe_families)}); drop --merges_path")
-    if spm_model_path and result.family == "t5":
-        check_t5_spm(spm_model_path)
-    elif spm_model_path and result.family not in SPM_TOKENIZER_CLASSES:
-        raise ConfigError(f"--spm_model_path: only {', '.join(SPM_TOKENIZER_CLASSES)}, t5 directories take a uer "
+    if spm_model_path and result.family not in (*SPM_TOKENIZER_CLASSES, "t5", "pegasus"):
+        raise ConfigError(f"--spm_model_path: only {', '.join(SPM_TOKENIZER_CLASSES)}, t5, pegasus directories take a uer "
                           f"SentencePiece model; {result.family} tokenizers number their pieces differently")
     write_dir(output_dir, result.hf_config, result.state)
     tokenizer = {}
@@ -332,6 +338,8 @@ def convert_uer_to_hf(input_model_path: str, config_path: str, output_dir: str, 
         tokenizer = {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case}
     elif spm_model_path and result.family == "t5":
         tokenizer = t5_tokenizer_files(spm_model_path, output_dir)
+    elif spm_model_path and result.family == "pegasus":
+        tokenizer = pegasus_tokenizer_files(spm_model_path, output_dir)
     elif spm_model_path:
         name, tokenizer_class = SPM_TOKENIZER_CLASSES[result.family]
         _copy(spm_model_path, os.path.join(output_dir, name))

@@ -28,7 +28,8 @@ UNUSED_RE = re.compile(r"<uer_unused_\d+>\Z")
 T5_IDS = {"pad": 0, "eos": 1, "unk": 2}
 
 
-def _proto(path: str):
+def read_spm_proto(path: str):
+    """(the sentencepiece_model_pb2 module, the parsed ModelProto of ``path``)."""
     try:
         from sentencepiece import sentencepiece_model_pb2 as pb
     except ImportError as e:          # the module needs protobuf
@@ -84,7 +85,7 @@ def t5_spm_with_sentinels(input_dir: str, spm_path: str) -> bytes:
     """The directory's spiece.model with its added tokens (the sentinels) appended at their ids, then one
     unused piece per spare embedding row (T5's 32,128 rows hold 32,100 tokens; uer sizes the model by the
     vocabulary).  The spare pieces are control symbols, which no text produces, and export drops them."""
-    pb, model = _proto(spm_path)
+    pb, model = read_spm_proto(spm_path)
     present = {p.piece for p in model.pieces}
     for token in _sentinels_to_add(input_dir, spm_path, len(model.pieces)):
         if token in present:
@@ -92,12 +93,23 @@ def t5_spm_with_sentinels(input_dir: str, spm_path: str) -> bytes:
                             "files disagree with the model")
         piece = model.pieces.add()
         piece.piece, piece.score, piece.type = token, 0.0, pb.ModelProto.SentencePiece.USER_DEFINED
+    add_spare_rows(input_dir, model, pb)
+    return model.SerializeToString()
+
+
+def add_spare_rows(input_dir: str, model, pb) -> None:
+    """One control piece per embedding row of config.json's vocab_size beyond the model's pieces."""
     path = os.path.join(input_dir, "config.json")
     rows = read_json_object(path, path, DataError).get("vocab_size") if os.path.isfile(path) else None
     for i in range(len(model.pieces), rows if isinstance(rows, int) else 0):
         piece = model.pieces.add()
         piece.piece, piece.score, piece.type = UNUSED.format(i), 0.0, pb.ModelProto.SentencePiece.CONTROL
-    return model.SerializeToString()
+
+
+def drop_spare_rows(model, pb) -> None:
+    while model.pieces and model.pieces[-1].type == pb.ModelProto.SentencePiece.CONTROL and \
+            UNUSED_RE.match(model.pieces[-1].piece):
+        model.pieces.pop()            # the spare rows' pieces: config.json's vocab_size keeps the rows
 
 
 def _check_t5_layout(spm_path: str, model) -> None:
@@ -111,17 +123,15 @@ def _check_t5_layout(spm_path: str, model) -> None:
 
 def check_t5_spm(spm_path: str) -> None:
     """Refuse, before anything is written, a model transformers' T5 tokenizer would number differently."""
-    _check_t5_layout(spm_path, _proto(spm_path)[1])
+    _check_t5_layout(spm_path, read_spm_proto(spm_path)[1])
 
 
 def t5_tokenizer_files(spm_path: str, output_dir: str) -> Dict[str, Any]:
     """Write spiece.model (the tail sentinels taken off) into ``output_dir``; the tokenizer_config.json
     entries that make transformers' T5 tokenizer give the model's ids."""
-    pb, model = _proto(spm_path)
+    pb, model = read_spm_proto(spm_path)
     _check_t5_layout(spm_path, model)
-    while model.pieces and model.pieces[-1].type == pb.ModelProto.SentencePiece.CONTROL and \
-            UNUSED_RE.match(model.pieces[-1].piece):
-        model.pieces.pop()            # the spare rows' pieces: config.json's vocab_size keeps the rows
+    drop_spare_rows(model, pb)
     tail = _tail_sentinels(model, pb)
     for _ in range(tail):
         model.pieces.pop()
@@ -157,13 +167,6 @@ def spm_refusal(family: str) -> Optional[Tuple[str, str]]:
 
 
 REFUSALS = {
-    "pegasus": (
-        "PEGASUS numbers its tokens as the SentencePiece id + 103 (pad 0, eos 1, <mask_1> 2, <mask_2> 3, <unk_2> .. "
-        "<unk_102> before the model's pieces); uer's spm tokenizer gives the model's own ids, so the embedding rows "
-        "would belong to other tokens. Convert the weights without --output_spm_model_path and tokenize with "
-        "transformers' PegasusTokenizer",
-        "PEGASUS numbers its tokens as the SentencePiece id + 103; a uer spm model's ids (the model's own) cannot be "
-        "written as a PegasusTokenizer's; drop --spm_model_path"),
     "marian": (
         "Marian's ids come from its vocab.json (source.spm only segments the text, and its pieces are numbered "
         "differently); uer's spm tokenizer numbers tokens by the SentencePiece model, so no uer tokenizer gives "
