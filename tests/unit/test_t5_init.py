@@ -59,7 +59,8 @@ def hf_group_stds(tied: bool) -> dict:
 
 
 RULE = {"q": (D_MODEL * D_KV) ** -0.5, "k": D_MODEL ** -0.5, "v": D_MODEL ** -0.5, "o": (HEADS * D_KV) ** -0.5,
-        "wi": D_MODEL ** -0.5, "wo": D_FF ** -0.5, "embedding": 1.0, "relative_bias": D_MODEL ** -0.5, "lm_head": 1.0}
+        "wi": D_MODEL ** -0.5, "wo": D_FF ** -0.5, "embedding": 1.0, "relative_bias": D_MODEL ** -0.5,
+        "lm_head": D_MODEL ** -0.5}     # untied (v1.1): Mesh TF's N(0, 1) read through a d_model^-0.5 rescale
 
 
 @pytest.mark.parametrize("family", ["t5/small.json", "t5_v1_1/small.json"])

@@ -4,9 +4,13 @@ T5 leaves out the 1/sqrt(head_size) on q.k (``remove_attention_scale``) and has 
 Mesh TensorFlow's initialisers carry the scale instead (transformers' T5PreTrainedModel._init_weights,
 factor 1.0): every matrix of a transformer layer is N(0, 1/fan_in) — q, k, v and the first FFN linears
 (fan_in d_model), the attention output (heads x d_kv), the last FFN linear (d_ff) — except q, which is
-N(0, 1/(d_model x d_kv)): the missing 1/sqrt(d_kv) moved into q's weights.  Word embeddings and an
-untied lm output are N(0, 1) (T5 v1.0's tied output is rescaled by d_model^-0.5 instead, our
-``scale_tied_output``); the relative-position bias table is N(0, 1/d_model).
+N(0, 1/(d_model x d_kv)): the missing 1/sqrt(d_kv) moved into q's weights.  Word embeddings are
+N(0, 1); the relative-position bias table is N(0, 1/d_model).  The output: T5 v1.0's tied one reads the
+N(0, 1) table through a d_model^-0.5 rescale (our ``scale_tied_output``); an untied one (T5 v1.1) is
+N(0, 1/d_model) here.  That is Mesh TensorFlow's effective draw — its untied softmax is another
+N(0, 1) VocabEmbedding whose hidden_to_logits multiplies by d_model^-0.5 — rather than transformers'
+N(0, 1) with no rescale, which starts a T5 v1.1 at logits of std sqrt(d_model) (loss ~37 instead of
+~ln(vocab) on benchmarks/objectives_small.py's small model).
 
 With BERT's 0.02 instead, a 0.02-wide q and k in a no-scale attention give logits ~1e-4 x d: every
 head starts uniform and its gradient is tiny, and with N(0, 0.02) embeddings under pre-LN RMS norms
@@ -50,7 +54,7 @@ def apply_t5_init(model: nn.Module, head_size: int, hidden_size: int) -> int:
         elif isinstance(module, T5RelativePosition):
             _normal(module.embedding, module.embedding.weight, hidden_size ** -0.5)
         elif isinstance(module, LmTarget) and not module.tied:
-            _normal(module, module.output_weight, 1.0)
+            _normal(module, module.output_weight, hidden_size ** -0.5)
         else:
             continue
         count += 1
