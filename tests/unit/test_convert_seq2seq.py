@@ -124,6 +124,8 @@ def test_logits_match_transformers(pair):
     (torch's fused kernel rounds differently: 1.5e-5 on these deliberately large random weights)."""
     family, hf, _, converted, ours = pair
     assert converted.variant.hf_class == FAMILIES[family][0]
+    # a converted T5 config pretrains from scratch with T5's own initialisation
+    assert converted.config.init == ("t5" if family.startswith("t5") else "normal")
     diff, scale = logits_diff(family, hf, ours)
     print(f"{family}: logits max |diff| {diff:.2e} (largest logit {scale:.1f})")
     assert diff < 1e-5

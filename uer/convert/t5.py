@@ -108,6 +108,8 @@ class T5Converter(Seq2SeqConverter):
             "remove_attention_scale": True, "encoder": "transformer", "decoder": "transformer",
             "mask": "fully_visible", "share_embedding": True, "tie_weights": tied,
             "scale_tied_output": bool(scaled and tied), "has_lmtarget_bias": False,
+            # Only decides a model built from this config without the weights (pretraining from scratch).
+            "init": "t5",
             **self.decoder_start_to_uer(hf),
         }
         out.update(self.targets_config(variant))
