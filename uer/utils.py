@@ -9,7 +9,8 @@ import uuid
 from typing import Iterator
 
 import numpy as np
-import torch
+
+# torch is imported where used: preprocess.py and the vocabulary tools never need it (about a second per run).
 
 
 def _umask_mode() -> int:
@@ -76,6 +77,7 @@ def atomic_write_text(path, text: str) -> None:
 
 
 def atomic_torch_save(obj, path) -> None:
+    import torch
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -97,6 +99,7 @@ def read_json_object(path: str, where: str, error=None, fix: str = "") -> dict:
 
 
 def set_seed(seed: int) -> None:
+    import torch
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)

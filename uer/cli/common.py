@@ -7,7 +7,6 @@ import sys
 from typing import Callable, List, Optional
 
 from uer.errors import UerError
-from uer.training.distributed import shutdown as shutdown_distributed
 from uer.utils import WRITE_ERRNOS, write_failure
 
 logger = logging.getLogger("uer")
@@ -102,6 +101,15 @@ def cli_entry(main: Callable[[Optional[List[str]]], object]):
         shutdown_distributed()
         return result
     return wrapper
+
+
+def shutdown_distributed() -> None:
+    """``uer.training.distributed.shutdown`` for a command that may have joined a process group.  One that
+    never imported torch.distributed (preprocess.py, the vocabulary tools) has none, and importing torch
+    just to learn that costs about a second per run."""
+    if "torch.distributed" in sys.modules:
+        from uer.training.distributed import shutdown
+        shutdown()
 
 
 def message_of(error: UerError) -> str:

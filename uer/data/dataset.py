@@ -92,7 +92,9 @@ class DatasetWriter:
             self._open_shard()
         row = []
         for name in self.streams:
-            ids = np.asarray(streams[name], dtype=np.int64)
+            ids = np.asarray(streams[name])
+            if ids.dtype.kind not in "iu":      # integer arrays (the processors' int32) are checked as they are
+                ids = ids.astype(np.int64)
             if ids.size and (ids.min() < 0 or ids.max() >= self._limits[name]):
                 raise ValueError(f"token id out of range [0, {self._limits[name]}) in stream '{name}'")
             row.extend([self._shard_tokens, ids.size])

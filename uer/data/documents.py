@@ -10,16 +10,19 @@ sequence's first token always starts a (possibly partial) document.  From it a b
   padding), read by the position embedding and the attention-level position schemes.
 """
 
-from typing import Dict, Sequence
+from typing import TYPE_CHECKING, Dict, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 DOC_START_STREAM = "doc_start"
 
 
-def document_fields(items: Sequence[dict], inputs: Sequence[np.ndarray], length: int) -> Dict[str, torch.Tensor]:
+def document_fields(items: Sequence[dict], inputs: Sequence[np.ndarray], length: int) -> Dict[str, "torch.Tensor"]:
     """``inputs``: the instances' input tokens (without the lookahead label), ``length``: the padded length."""
+    import torch    # here, not at the top: the processors import this module, and preprocess.py never needs torch
     batch = len(items)
     doc_ids = np.zeros((batch, length), dtype=np.int64)
     positions = np.zeros((batch, length), dtype=np.int64)

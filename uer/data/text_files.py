@@ -65,10 +65,10 @@ class TextFile:
         return text
 
     def __iter__(self) -> Iterator[str]:
-        while True:
-            text = self.readline()
-            if not text:
-                return
+        for raw in self._file:       # the binary file's own line iterator: no readline call per line
+            text = self._decode(raw)
+            self.line += 1
+            self.offset += len(raw)
             yield text
 
 

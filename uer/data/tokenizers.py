@@ -11,12 +11,13 @@ trained with a different vocabulary or casing than it was built with.
 """
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import re
 import unicodedata
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from uer.data.vocab import Vocab, load_spm
 from uer.errors import DataError
@@ -133,8 +134,34 @@ def _space_cjk(text: str) -> str:
     return "".join(out)
 
 
+class _CleanAndSpaceTable(dict):
+    """``str.translate`` table doing ``_space_cjk(_clean_text(text))`` in one C-level pass: each code point's
+    replacement (None: dropped, " " for whitespace, " ch " for a CJK ideograph, itself otherwise) is worked
+    out by the Python rules above the first time it is seen, then looked up.  Both steps map every character
+    on its own, so composing them per character is exactly running one after the other.  At most one entry
+    per distinct character of the corpus: memory does not grow with its size."""
+
+    def __missing__(self, cp: int):
+        ch = chr(cp)
+        if cp == 0 or cp == 0xFFFD or _is_control(ch):
+            value = None
+        elif _is_whitespace(ch):
+            value = " "
+        elif _is_cjk(cp):
+            value = f" {ch} "
+        else:
+            value = cp
+        self[cp] = value
+        return value
+
+
+_CLEAN_AND_SPACE = _CleanAndSpaceTable()
+
+
 def _strip_accents(text: str) -> str:
     """Decompose (NFD) and drop the combining marks: "café" -> "cafe"."""
+    if text.isascii():      # nothing to decompose, no marks
+        return text
     return "".join(ch for ch in unicodedata.normalize("NFD", text) if unicodedata.category(ch) != "Mn")
 
 
@@ -182,44 +209,88 @@ class BertTokenizer(Tokenizer):
     def __init__(self, vocab: Vocab, do_lower_case: bool = True):
         super().__init__(vocab, do_lower_case)
         self._specials, self._special_re = _special_splitter(vocab)
-        # Word -> WordPieces.  Natural text repeats words constantly, so this makes preprocessing
-        # several times faster; it is capped so memory does not grow with the corpus.
+        # Whitespace-separated word -> its WordPieces, and -> their ids.  Natural text repeats words
+        # constantly, so this makes preprocessing several times faster; capped so that memory does not
+        # grow with the corpus.
         self._cache: Dict[str, List[str]] = {}
+        self._id_cache: Dict[str, List[int]] = {}
 
     def __getstate__(self) -> dict:
-        # Worker processes get a fresh, empty cache rather than a pickled copy of ours.
+        # Worker processes get fresh, empty caches rather than pickled copies of ours.
         state = dict(self.__dict__)
-        state["_cache"] = {}
+        state["_cache"], state["_id_cache"] = {}, {}
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("_id_cache", {})
+        self.__dict__.update(state)
+
+    def _chunks(self, text: str) -> Iterator[Tuple[bool, str]]:
+        """(is a special token, text) pieces of ``text``, special tokens cut out whole."""
+        for chunk in self._special_re.split(text):
+            if chunk:
+                yield chunk in self._specials, chunk
 
     def tokenize(self, text: str) -> List[str]:
         tokens: List[str] = []
-        for chunk in self._special_re.split(text):
-            if not chunk:
-                continue
-            if chunk in self._specials:
+        for special, chunk in self._chunks(text):
+            if special:
                 tokens.append(chunk)
                 continue
-            for word in self._basic_tokenize(chunk):
-                tokens.extend(self._wordpiece(word))
+            for word in self._words(chunk):
+                tokens.extend(self._word_pieces(word))
         return tokens
 
+    def encode(self, text: str) -> List[int]:
+        """``convert_tokens_to_ids(tokenize(text))``, with each word's ids cached (the hot path of
+        preprocessing)."""
+        unk = self.vocab.unk_id
+        if unk is None:     # unknown tokens raise the vocabulary's error: take the general path
+            return super().encode(text)
+        index, cache = self.vocab._index, self._id_cache
+        ids: List[int] = []
+        for special, chunk in self._chunks(text):
+            if special:
+                ids.append(index.get(chunk, unk))
+                continue
+            words = self._words(chunk)
+            start = len(ids)
+            try:    # every word seen before (the common case): one C-level pass
+                ids.extend(itertools.chain.from_iterable(map(cache.__getitem__, words)))
+            except KeyError:
+                del ids[start:]
+                for word in words:
+                    word_ids = cache.get(word)
+                    if word_ids is None:
+                        word_ids = [index.get(t, unk) for t in self._word_pieces(word)]
+                        if len(cache) >= self._CACHE_SIZE:
+                            cache.clear()
+                        cache[word] = word_ids
+                    ids.extend(word_ids)
+        return ids
+
+    def _words(self, text: str) -> List[str]:
+        """Basic tokenization up to the whitespace split: clean the text, space out CJK ideographs,
+        NFC-normalize, split on whitespace (lower-casing and punctuation come per word)."""
+        return unicodedata.normalize("NFC", text.translate(_CLEAN_AND_SPACE)).split()
+
     def _basic_tokenize(self, text: str) -> List[str]:
-        text = _clean_text(text)
-        text = _space_cjk(text)
-        text = unicodedata.normalize("NFC", text)
         words: List[str] = []
-        for word in text.split():
-            if self.do_lower_case:
-                word = _strip_accents(word.lower())
-            words.extend(_split_on_punctuation(word))
+        for word in self._words(text):
+            words.extend(self._split_word(word))
         return words
 
-    def _wordpiece(self, word: str) -> List[str]:
+    def _split_word(self, word: str) -> List[str]:
+        if self.do_lower_case:
+            word = _strip_accents(word.lower())
+        return _split_on_punctuation(word)
+
+    def _word_pieces(self, word: str) -> List[str]:
+        """The WordPieces of one whitespace-separated word (cached)."""
         cached = self._cache.get(word)
         if cached is not None:
             return cached
-        pieces = self._wordpiece_uncached(word)
+        pieces = [piece for part in self._split_word(word) for piece in self._wordpiece_uncached(part)]
         if len(self._cache) >= self._CACHE_SIZE:
             self._cache.clear()
         self._cache[word] = pieces

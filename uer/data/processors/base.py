@@ -127,7 +127,7 @@ class Tokenized(list):
 
 
 def encode_ids(tokenizer, text: str) -> List[int]:
-    return [int(i) for i in tokenizer.encode(text)]
+    return list(map(int, tokenizer.encode(text)))    # plain ints whatever the tokenizer returns (numpy ints)
 
 
 def truncate_seq_pair(tokens_a: List[int], tokens_b: List[int], max_tokens: int,
