@@ -29,7 +29,7 @@ from uer.config import load_config
 from uer.data.tokenizers import BertTokenizer
 from uer.data.vocab import Vocab
 from uer.models import build_model
-from uer.targets.chunked_loss import chunked_cross_entropy
+from uer.targets.vocab_loss import vocab_cross_entropy
 
 
 class LargestTensor(TorchDispatchMode):
@@ -128,7 +128,7 @@ def chunked_sizes(args, vocab_rows: int, vocab_size: int):
         return F.cross_entropy(logits.float(), labels)
     out = {0: saved_bytes(plain, (hidden, weight))}
     for chunk in args.chunks:
-        out[chunk] = saved_bytes(lambda: chunked_cross_entropy(hidden, weight, None, labels, vocab_size, chunk)[0],
+        out[chunk] = saved_bytes(lambda: vocab_cross_entropy(hidden, weight, None, labels, vocab_size, chunk)[0],
                                  (hidden, weight))
     return out
 

@@ -174,8 +174,10 @@ class ModelConfig:
     rtd: RtdConfig = field(default_factory=RtdConfig)
     # --- speed switches (same results, less work; docs/performance.md) ------------------------------
     unpad: bool = False               # encoder drops padding tokens: FFN/norms/projections on real tokens only
-    lm_loss_chunk_size: int = 0       # lm/mlm loss over the vocabulary in chunks of this many positions,
-                                      # never materialising all logits (0: off)
+    fused_lm_loss: bool = True        # lm/mlm loss fused with the vocabulary projection (uer/targets/vocab_loss.py);
+                                      # false: the plain logits + F.cross_entropy path
+    lm_loss_chunk_size: int = 0       # fused lm/mlm loss in chunks of this many positions, never
+                                      # materialising all logits (0: all positions at once)
 
     # --- derived ---------------------------------------------------------------------------------
     @property
@@ -518,8 +520,11 @@ def _validate_speed_options(c: ModelConfig, source: str) -> None:
     """unpad: only a bidirectional "transformer" encoder without a decoder, and no position scheme
     that needs the padded grid (T5 buckets, DeBERTa); the loss chunk is a count of positions."""
     if c.lm_loss_chunk_size < 0:
-        raise ConfigError(f"{source}, key 'lm_loss_chunk_size': a number of positions per chunk (0: off), "
+        raise ConfigError(f"{source}, key 'lm_loss_chunk_size': a number of positions per chunk (0: all at once), "
                           f"got {c.lm_loss_chunk_size}")
+    if c.lm_loss_chunk_size and not c.fused_lm_loss:
+        raise ConfigError(f"{source}, keys 'lm_loss_chunk_size'/'fused_lm_loss': chunks are a mode of the fused "
+                          "loss; set \"fused_lm_loss\": true or drop lm_loss_chunk_size")
     if not c.unpad:
         return
     refusals = [

@@ -15,6 +15,7 @@ from torch import nn
 
 from uer.config import ModelConfig
 from uer.layers.attention import AttentionCache, MultiHeadAttention, PositionScheme
+from uer.layers.dropout import Dropout
 from uer.layers.feed_forward import build_feed_forward
 from uer.layers.host_lengths import HostLengths, has_padding
 from uer.layers.masks import AttentionMask, build_attention_mask
@@ -67,7 +68,7 @@ class TransformerDecoderLayer(nn.Module):
                                                config.hidden_act, bias=bias)
         self.norm_1, self.norm_2, self.norm_3 = (build_norm(config.layernorm, config.hidden_size,
                                                             config.layernorm_eps) for _ in range(3))
-        self.dropout_1, self.dropout_2, self.dropout_3 = (nn.Dropout(config.dropout) for _ in range(3))
+        self.dropout_1, self.dropout_2, self.dropout_3 = (Dropout(config.dropout) for _ in range(3))
 
     def forward(self, x: torch.Tensor, self_mask: AttentionMask, memory: torch.Tensor,
                 memory_mask: AttentionMask, position: Optional[PositionScheme] = None,

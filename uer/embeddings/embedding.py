@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from uer.config import ModelConfig
+from uer.layers.dropout import Dropout
 from uer.layers.norms import build_norm
 from uer.registry import EMBEDDINGS, Registry
 
@@ -45,7 +46,7 @@ class Embedding(nn.Module):
         self.word_scale = math.sqrt(config.emb_size) if config.scale_embedding else 1.0
         self.norm = None if config.remove_embedding_layernorm else \
             build_norm(config.layernorm, config.emb_size, config.layernorm_eps, config.layernorm_bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def word_weight(self) -> torch.Tensor:
         """The token table, shared with tied output layers."""

@@ -12,7 +12,13 @@ from torch.utils.checkpoint import checkpoint
 from uer.config import ModelConfig
 from uer.errors import ConfigError
 from uer.layers.alibi import build_alibi_position
-from uer.layers.attention import AttentionCache, MultiHeadAttention, PositionScheme, Positions
+from uer.layers.attention import (
+    AttentionCache,
+    MultiHeadAttention,
+    Positions,
+    PositionScheme,
+)
+from uer.layers.dropout import Dropout
 from uer.layers.feed_forward import build_feed_forward
 from uer.layers.host_lengths import HostLengths
 from uer.layers.local_attention import build_local_window, is_local_layer
@@ -21,8 +27,8 @@ from uer.layers.norms import build_norm
 from uer.layers.rotary import build_rotary_position
 from uer.layers.t5_position import build_relative_position
 from uer.layers.unpad import Unpadded, repad, unpad, unpadded_attention
-from uer.registry import ENCODERS
 from uer.partitioned import full_numel, full_shape
+from uer.registry import ENCODERS
 
 
 class TransformerLayer(nn.Module):
@@ -43,8 +49,8 @@ class TransformerLayer(nn.Module):
         self.norm_1 = nn.Identity() if index == 0 and not config.first_layer_attention_norm else \
             build_norm(config.layernorm, config.hidden_size, config.layernorm_eps, norm_bias)
         self.norm_2 = build_norm(config.layernorm, config.hidden_size, config.layernorm_eps, norm_bias)
-        self.dropout_1 = nn.Dropout(config.dropout)
-        self.dropout_2 = nn.Dropout(config.dropout)
+        self.dropout_1 = Dropout(config.dropout)
+        self.dropout_2 = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask, position: Optional[PositionScheme] = None,
                 cache: Optional[AttentionCache] = None, positions: Optional[Positions] = None) -> torch.Tensor:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from uer.layers.dropout import scaled_dot_product_attention
 from uer.layers.masks import AttentionMask
 
 # SDPA broadcasts key/value heads over query groups itself from torch 2.5 (``enable_gqa``).
@@ -160,8 +160,8 @@ class MultiHeadAttention(nn.Module):
                 extra["enable_gqa"] = True
             else:
                 k, v = repeat_kv(k, self.heads_num), repeat_kv(v, self.heads_num)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0, **extra)
+        y = scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
+                                         dropout_p=self.dropout if self.training else 0.0, **extra)
         batch, _, length, _ = y.shape
         return self.output(y.transpose(1, 2).reshape(batch, length, -1))
 

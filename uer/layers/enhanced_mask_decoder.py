@@ -21,10 +21,10 @@ columns (DeBERTa's position table has the embedding width, equal unless factoris
 from typing import List
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from uer.config import ModelConfig
+from uer.layers.dropout import scaled_dot_product_attention
 from uer.layers.masks import AttentionMask
 
 
@@ -64,9 +64,9 @@ class EnhancedMaskDecoder(nn.Module):
         bias = position.selected_query_bias(q, terms)                        # (B, h, P, L)
         if key_mask is not None:
             bias = bias.masked_fill(~key_mask, float("-inf"))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
-                                           dropout_p=attention.dropout if self.training else 0.0,
-                                           scale=position.softmax_scale(attention.head_size))
+        y = scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
+                                         dropout_p=attention.dropout if self.training else 0.0,
+                                         scale=position.softmax_scale(attention.head_size))
         y = attention.output(y.transpose(1, 2).reshape(batch, count, -1))
         if layer.pre_norm:
             x = query + layer.dropout_1(y)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from uer.layers.dropout import Dropout
+
 
 class RankSampler:
     """The DyLoRA rank of the current optimizer step, b ~ U{min_r..r}.
@@ -77,7 +79,7 @@ class LoRALinear(nn.Linear):
         a.uniform_(-bound, bound, generator=torch.Generator().manual_seed(seed))
         self.lora_A = nn.Parameter(a.to(device=device, dtype=dtype))
         self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=device, dtype=dtype))
-        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_dropout = Dropout(dropout) if dropout > 0 else nn.Identity()
         self.r, self.alpha, self.min_r, self.seed = r, float(alpha), min_r, seed
         self.active_rank: Optional[int] = None     # the rank used outside training (None: r)
         self.rank_sampler: Optional[Callable[[], int]] = None

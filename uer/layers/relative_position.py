@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from uer.layers.attention import PositionScheme
+from uer.layers.dropout import Dropout
 from uer.layers.norms import build_norm
 
 
@@ -53,7 +54,7 @@ class DisentangledPosition(PositionScheme):
         self.att_span = position_buckets if position_buckets > 0 else max_relative_positions
         self.embedding = nn.Embedding(2 * self.att_span, hidden_size)
         self.norm = build_norm(layernorm, hidden_size, layernorm_eps) if norm_rel_ebd == "layer_norm" else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.scale_factor = 3          # content-to-content + c2p + p2c
         self._index_cache: Dict[Tuple[int, int, str], Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 

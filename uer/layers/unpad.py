@@ -23,7 +23,14 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from uer.layers.attention import NATIVE_GQA, MultiHeadAttention, PositionScheme, Positions, repeat_kv
+from uer.layers.attention import (
+    NATIVE_GQA,
+    MultiHeadAttention,
+    Positions,
+    PositionScheme,
+    repeat_kv,
+)
+from uer.layers.dropout import scaled_dot_product_attention
 from uer.layers.host_lengths import HostLengths
 
 try:       # optional: the varlen kernel on CUDA; never required
@@ -119,7 +126,7 @@ def unpadded_attention(attention: MultiHeadAttention, x: torch.Tensor, info: Unp
             extra["enable_gqa"] = True
         else:
             k, v = repeat_kv(k, heads), repeat_kv(v, heads)
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, **extra)
+    y = scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout, **extra)
     y = y.transpose(1, 2).reshape(info.batch * info.max_len, heads * d).index_select(0, info.grid_indices)
     return attention.output(y)
 

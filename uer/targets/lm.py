@@ -6,8 +6,8 @@ from torch import nn
 from uer.config import ModelConfig
 from uer.registry import TARGETS
 from uer.targets.batch_fields import BatchFields, collate_decoder_fields
-from uer.targets.chunked_loss import chunked_cross_entropy
 from uer.targets.metrics import accuracy
+from uer.targets.vocab_loss import vocab_cross_entropy
 
 
 def collate_given_labels(state) -> None:
@@ -70,6 +70,7 @@ class LmTarget(BatchFields, nn.Module):
             if config.has_lmtarget_bias else None
         # T5 (Mesh TensorFlow) rescales the decoder output before its tied projection.
         self.hidden_scale = config.hidden_size ** -0.5 if (config.scale_tied_output and self.tied) else 1.0
+        self.fused_loss = config.fused_lm_loss
         self.loss_chunk_size = config.lm_loss_chunk_size   # 0: the whole logits tensor at once
 
     def output_weight_tensor(self) -> torch.Tensor:
@@ -85,11 +86,11 @@ class LmTarget(BatchFields, nn.Module):
         if "lm_positions" in batch:      # only the predicted positions (collate_given_labels)
             positions = batch["lm_positions"]
             hidden = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1)))
-        if self.loss_chunk_size:
+        if self.fused_loss:
             if self.hidden_scale != 1.0:
                 hidden = hidden * self.hidden_scale
-            loss, acc = chunked_cross_entropy(hidden, self.output_weight_tensor(), self.output_bias, labels,
-                                              self.vocab_size, self.loss_chunk_size)
+            loss, acc = vocab_cross_entropy(hidden, self.output_weight_tensor(), self.output_bias, labels,
+                                            self.vocab_size, self.loss_chunk_size)
             return {"loss": loss, "lm_loss": loss.detach(), "lm_acc": acc}
         logits = self.logits(hidden)
         loss = F.cross_entropy(logits.reshape(-1, self.vocab_size).float(), labels.reshape(-1),

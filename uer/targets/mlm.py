@@ -9,8 +9,8 @@ from uer.layers.enhanced_mask_decoder import EnhancedMaskDecoder
 from uer.layers.norms import build_norm
 from uer.registry import TARGETS
 from uer.targets.batch_fields import BatchFields
-from uer.targets.chunked_loss import chunked_cross_entropy
 from uer.targets.metrics import accuracy
+from uer.targets.vocab_loss import vocab_cross_entropy
 
 
 @TARGETS.register("mlm")
@@ -51,6 +51,7 @@ class MlmTarget(BatchFields, nn.Module):
         # DeBERTa's enhanced mask decoder: absolute positions + the encoder's last layer re-run at the
         # selected positions (bound to the encoder by the model, see bind_encoder).
         self.decoder = EnhancedMaskDecoder(config) if config.enhanced_mask_decoder else None
+        self.fused_loss = config.fused_lm_loss
         self.loss_chunk_size = config.lm_loss_chunk_size   # 0: the whole logits tensor at once
 
     def bind_encoder(self, encoder: nn.Module) -> None:
@@ -80,10 +81,10 @@ class MlmTarget(BatchFields, nn.Module):
         return {"loss": loss, "mlm_loss": loss.detach(), "mlm_acc": accuracy(logits, labels)}
 
     def forward(self, hidden: torch.Tensor, batch: dict) -> dict:
-        if self.loss_chunk_size:
-            loss, acc = chunked_cross_entropy(self.transform(hidden, batch["mlm_positions"]),
-                                              self.output_weight_tensor(), self.output_bias, batch["mlm_labels"],
-                                              self.vocab_size, self.loss_chunk_size)
+        if self.fused_loss:
+            loss, acc = vocab_cross_entropy(self.transform(hidden, batch["mlm_positions"]),
+                                            self.output_weight_tensor(), self.output_bias, batch["mlm_labels"],
+                                            self.vocab_size, self.loss_chunk_size)
             return {"loss": loss, "mlm_loss": loss.detach(), "mlm_acc": acc}
         return self.scores(self.logits(hidden, batch["mlm_positions"]), batch["mlm_labels"])
 

@@ -1,5 +1,5 @@
-"""Chunked vocabulary cross-entropy ("lm_loss_chunk_size"): the plain loss, gradients and accuracy,
-without the full logits tensor."""
+"""The fused vocabulary cross-entropy ("fused_lm_loss", chunked by "lm_loss_chunk_size"): the plain
+loss, gradients and accuracy, without the plain path's (positions, vocabulary) temporaries."""
 
 import dataclasses
 
@@ -11,7 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from uer.config import config_from_dict
 from uer.errors import ConfigError
 from uer.models import build_model
-from uer.targets.chunked_loss import chunked_cross_entropy
+from uer.targets.vocab_loss import vocab_cross_entropy
 from uer.targets.metrics import accuracy
 
 VOCAB = 100       # padded to 128 rows
@@ -54,11 +54,11 @@ def grads(loss, tensors):
     return torch.autograd.grad(loss, tensors)
 
 
-@pytest.mark.parametrize("chunk", [1, 8, 36, 37, 64])
+@pytest.mark.parametrize("chunk", [0, 1, 8, 36, 37, 64])
 def test_loss_gradients_and_accuracy_equal_plain(chunk):
     hidden, weight, bias, labels = inputs()
     want_loss, want_acc = plain(hidden, weight, bias, labels)
-    loss, acc = chunked_cross_entropy(hidden, weight, bias, labels, VOCAB, chunk)
+    loss, acc = vocab_cross_entropy(hidden, weight, bias, labels, VOCAB, chunk)
     assert torch.allclose(loss, want_loss, atol=1e-6, rtol=0)
     assert torch.allclose(acc, want_acc)
     for got, want in zip(grads(loss, (hidden, weight, bias)), grads(want_loss, (hidden, weight, bias))):
@@ -67,12 +67,12 @@ def test_loss_gradients_and_accuracy_equal_plain(chunk):
 
 def test_ignored_positions_and_padded_vocab_rows_get_nothing():
     hidden, weight, bias, labels = inputs(ignored=0.5)
-    loss, _ = chunked_cross_entropy(hidden, weight, None, labels, VOCAB, 5)
+    loss, _ = vocab_cross_entropy(hidden, weight, None, labels, VOCAB, 5)
     g_hidden, g_weight = grads(loss, (hidden, weight))
     assert (g_hidden[labels == -100] == 0).all() and (g_hidden[labels != -100] != 0).any()
     assert (g_weight[VOCAB:] == 0).all()          # rows beyond vocab_size are cut, as on the plain path
     labels[:] = -100                              # nothing to predict: NaN, as F.cross_entropy gives
-    loss, acc = chunked_cross_entropy(hidden, weight, bias, labels, VOCAB, 5)
+    loss, acc = vocab_cross_entropy(hidden, weight, bias, labels, VOCAB, 5)
     assert torch.isnan(loss) and acc == 0
 
 
@@ -83,7 +83,7 @@ def test_largest_tensor_is_one_chunk_of_logits():
     for chunk in (0, 32):
         with LargestTensor() as mode:
             loss = plain(hidden, weight, bias, labels)[0] if chunk == 0 else \
-                chunked_cross_entropy(hidden, weight, bias, labels, VOCAB, chunk)[0]
+                vocab_cross_entropy(hidden, weight, bias, labels, VOCAB, chunk)[0]
             loss.backward()
         largest[chunk] = mode.largest
     assert largest[0] >= 512 * VOCAB * 4
@@ -122,12 +122,13 @@ def batch(lm_positions=False, seed=0):
     return out
 
 
+@pytest.mark.parametrize("chunk", [0, 4])
 @pytest.mark.parametrize("base, lm_positions", [(BERT, False), (GPT, False), (GPT, True), (T5_SCALE, False)])
-def test_model_loss_and_gradients_equal_plain(base, lm_positions):
-    config = config_from_dict(base, "test")
+def test_model_loss_and_gradients_equal_plain(base, lm_positions, chunk):
+    config = config_from_dict({**base, "fused_lm_loss": False}, "test")
     torch.manual_seed(0)
     reference = build_model(config)
-    chunked = build_model(dataclasses.replace(config, lm_loss_chunk_size=4))
+    chunked = build_model(dataclasses.replace(config, fused_lm_loss=True, lm_loss_chunk_size=chunk))
     chunked.load_state_dict(reference.state_dict())
     data = batch(lm_positions)
     outs = []
@@ -147,13 +148,48 @@ def test_negative_chunk_size_refused():
         config_from_dict({**GPT, "lm_loss_chunk_size": -1}, "test.json")
 
 
+def test_chunks_without_the_fused_loss_refused():
+    with pytest.raises(ConfigError, match="fused_lm_loss"):
+        config_from_dict({**GPT, "lm_loss_chunk_size": 8, "fused_lm_loss": False}, "test.json")
+
+
+def test_gradient_scales_with_what_follows_the_loss():
+    """The gradients are formed in the forward for d(loss) = 1; backward must scale them by the
+    incoming gradient (a loss weight, fp16 loss scaling) and survive a retained second backward."""
+    hidden, weight, bias, labels = inputs()
+    want = plain(hidden, weight, bias, labels)[0]
+    loss = vocab_cross_entropy(hidden, weight, bias, labels, VOCAB, 8)[0]
+    for factor in (3.0, -0.5):
+        got = grads(loss * factor, (hidden, weight, bias)) if factor < 0 else \
+            torch.autograd.grad(loss * factor, (hidden, weight, bias), retain_graph=True)
+        for g, r in zip(got, torch.autograd.grad(want * factor, (hidden, weight, bias), retain_graph=True)):
+            assert torch.allclose(g, r, atol=1e-5, rtol=0)
+
+
+def test_frozen_weight_gets_no_gradient_and_eval_forms_none():
+    """LoRA freezes the output table: only the hidden states' gradient is formed.  Under no_grad the
+    loss and accuracy are the same and nothing is differentiated."""
+    hidden, weight, bias, labels = inputs()
+    weight.requires_grad_(False)
+    bias.requires_grad_(False)
+    loss, acc = vocab_cross_entropy(hidden, weight, bias, labels, VOCAB, 8)
+    loss.backward()
+    want_loss, want_acc = plain(hidden.detach().requires_grad_(), weight, bias, labels)
+    assert weight.grad is None and bias.grad is None and hidden.grad is not None
+    with torch.no_grad():
+        eval_loss, eval_acc = vocab_cross_entropy(hidden, weight, bias, labels, VOCAB, 8)
+    assert not eval_loss.requires_grad
+    assert torch.allclose(eval_loss, want_loss, atol=1e-6) and torch.allclose(loss, want_loss, atol=1e-6)
+    assert eval_acc == acc == want_acc
+
+
 def test_bf16_autocast_keeps_the_plain_precision():
     """Under bf16 autocast the chunk's projection runs in bf16 and the loss in fp32, as on the plain
-    path (the checkpoint recomputes under the same autocast state)."""
+    path; the gradients come back in the inputs' dtypes."""
     hidden, weight, bias, labels = inputs(n=64)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         want, _ = plain(hidden, weight, bias, labels)
-        loss, _ = chunked_cross_entropy(hidden, weight, bias, labels, VOCAB, 16)
+        loss, _ = vocab_cross_entropy(hidden, weight, bias, labels, VOCAB, 16)
     assert loss.dtype == want.dtype == torch.float32
     assert torch.allclose(loss, want, atol=1e-5, rtol=0)      # the same bf16 logits, summed in fp32
     for got, ref in zip(grads(loss, (hidden, weight)), grads(want, (hidden, weight))):
