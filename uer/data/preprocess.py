@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from uer.data.dataset import META_FILE, DatasetWriter
+from uer.data.packed import PackedInstances
 from uer.data.processors import Doc, Instance, Processor, build_processor
 from uer.data.word_segmentation import WORD_STREAM, segmenting, split_flags
 from uer.data.text_files import open_text
@@ -233,7 +234,7 @@ def _process_block(block: Block) -> Tuple[list, Dict[str, int]]:
     for dup_round in range(_WORKER["dup_factor"]):
         rng = np.random.default_rng([_WORKER["seed"], index, dup_round])
         instances.extend(processor.build(tokenized, rng))
-    return instances, skipped
+    return PackedInstances.pack(instances) or instances, skipped
 
 
 def _map_in_order(blocks: Iterator[Block], init_args: tuple, processes_num: int) -> Iterator[list]:
@@ -309,6 +310,9 @@ def _run(corpus_path: str, processor: Processor, tokenizer, writer: DatasetWrite
 
 
 def _write(writer: DatasetWriter, instances) -> None:
+    if isinstance(instances, PackedInstances) and writer.streams == ["src"]:
+        writer.add_packed(instances.tokens, instances.lengths, instances.fields)
+        return
     split = WORD_STREAM in writer.streams
     for src, fields in instances:
         if isinstance(src, dict):  # several streams (seq2seq processors)
