@@ -70,8 +70,7 @@ class _FusedVocabLoss(torch.autograd.Function):
             count = (labels != IGNORE_INDEX).sum()
             inv = 1.0 / count.float()                 # inf when nothing is predicted -> NaN loss, as plain
             grad_h = torch.empty_like(hidden) if need_h else None
-            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
-            grad_b = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_b else None
+            grad_w = grad_b = None          # fp32 sums over the chunks
             loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
             correct = torch.zeros((), dtype=torch.long, device=hidden.device)
             n = hidden.size(0)
@@ -90,9 +89,11 @@ class _FusedVocabLoss(torch.autograd.Function):
                 if need_h:
                     grad_h[start:start + step] = g @ w
                 if need_w:
-                    grad_w += (g.t() @ h).float()
+                    part = (g.t() @ h).float()
+                    grad_w = part if grad_w is None else grad_w.add_(part)
                 if need_b:
-                    grad_b += grad.sum(0)
+                    part = grad.sum(0)
+                    grad_b = part if grad_b is None else grad_b.add_(part)
         ctx.save_for_backward(grad_h, grad_w, grad_b)
         ctx.dtypes = (weight.dtype, bias.dtype if bias is not None else None)
         ctx.mark_non_differentiable(correct)
