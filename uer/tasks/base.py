@@ -102,6 +102,12 @@ class Task:
     def collator(self) -> Callable:
         raise NotImplementedError
 
+    def prediction_lengths(self, data: TaskData) -> Optional[List[int]]:
+        """Each example's token count, when prediction may batch the examples by length (longest
+        first: less padding) because an example's outputs do not depend on its batch's other rows;
+        None (the default) keeps the file's order in every batch."""
+        return None
+
     # ---------------------------------------------------------------- model
     def head_options(self) -> dict:
         """Keyword arguments of the head (saved, so inference and conversion rebuild it)."""

@@ -9,6 +9,7 @@ import torch
 
 from uer.config import ModelConfig
 from uer.errors import ConfigError, DataError
+from uer.layers.host_lengths import HostLengths
 from uer.registry import TASKS
 from uer.tasks.base import Task, TaskData, split_flag
 from uer.tasks.heads import build_task_model
@@ -62,8 +63,10 @@ class ClassificationCollator:
 
     def __call__(self, items: List[dict], indices=None, epoch: int = 0) -> Dict[str, torch.Tensor]:
         src, seg = pad_examples(items, self.pad_id, self.pad_multiple)
+        # seg_lengths: the real-token counts known here on the host, so the model's masks (and
+        # unpadding's stream size) need no device-to-host read per forward.
         out = {"src": torch.from_numpy(src), "seg": torch.from_numpy(seg),
-               "tokens": torch.tensor(int((seg > 0).sum()))}
+               "tokens": torch.tensor(int((seg > 0).sum())), "seg_lengths": HostLengths.of(seg)}
         if "label" in items[0]:
             out["labels"] = torch.as_tensor(np.asarray([item["label"] for item in items]), dtype=self.label_dtype)
         if "teacher_logits" in items[0]:
@@ -100,6 +103,13 @@ class TextClassificationTask(Task):
 
     def collator(self) -> ClassificationCollator:
         return ClassificationCollator(self.tokenizer.vocab.pad_id)
+
+    def prediction_lengths(self, data: TaskData) -> Optional[List[int]]:
+        """With this family's collator one example is one row and padding is masked: batching by length
+        changes no output.  A subclass with another collator (siamese's two towers ...) keeps the order."""
+        if not isinstance(self.collator(), ClassificationCollator):
+            return None
+        return [len(e["src"]) for e in data.examples]
 
 
 @TASKS.register("classification")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from uer.config import ModelConfig
+from uer.layers.host_lengths import HostLengths
 from uer.layers.pooling import ClassificationHead
 from uer.models import build_backbone
 from uer.models.model import init_model_weights
@@ -31,7 +32,7 @@ from uer.targets.metrics import accuracy
 
 IGNORE = -100      # label of positions that take no part in loss or metrics ([CLS], extra pieces, padding)
 
-Encode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Encode = Callable[..., torch.Tensor]      # (src, seg[, host lengths]) -> hidden states
 
 
 class Head(nn.Module):
@@ -40,7 +41,7 @@ class Head(nn.Module):
     pretrained_prefix: Optional[str] = None
 
     def run(self, encode: Encode, batch: dict) -> torch.Tensor:
-        return self(encode(batch["src"], batch["seg"]), batch)
+        return self(encode(batch["src"], batch["seg"], batch.get("seg_lengths")), batch)
 
     def loss(self, outputs: torch.Tensor, batch: dict) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -60,9 +61,10 @@ class TaskModel(nn.Module):
         self._loss = loss
         init_model_weights(self, config)   # the backbone as its pretraining config draws it
 
-    def encode(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        """src, seg: (B, L) -> hidden states (B, L, hidden_size)."""
-        return self.encoder(self.embedding(src, seg), seg)
+    def encode(self, src: torch.Tensor, seg: torch.Tensor, lengths: Optional[HostLengths] = None) -> torch.Tensor:
+        """src, seg: (B, L) -> hidden states (B, L, hidden_size); ``lengths``: seg's real-token counts
+        on the host (the collator's ``seg_lengths``), so the masks need no device read."""
+        return self.encoder(self.embedding(src, seg), seg, lengths=lengths)
 
     def logits(self, src: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         """The head's outputs for a plain (src, seg) batch."""

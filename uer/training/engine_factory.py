@@ -108,6 +108,7 @@ class EngineFactory:
         rank takes part in every forward, which the prediction loop arranges."""
         if self.engine == "local":
             model.to(self.device)
-            return LocalEngine(model, torch.optim.SGD(model.parameters(), lr=0.0), None, self.device,
-                               self.settings.precision)
+            # No optimizer: it is never stepped, and building one costs ~1-2 s at startup (torch's
+            # Optimizer imports torch._dynamo on first use).
+            return LocalEngine(model, None, None, self.device, self.settings.precision)
         return self.build(model, total_steps=1)

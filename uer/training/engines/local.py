@@ -21,7 +21,7 @@ DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class LocalEngine(Engine):
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+    def __init__(self, model: nn.Module, optimizer: Optional[torch.optim.Optimizer], scheduler,
                  device: torch.device, precision: str = "fp32", max_grad_norm: float = 1.0,
                  accumulation_steps: int = 1):
         if precision not in DTYPES:
