@@ -14,7 +14,7 @@ On CLUECorpusSmall (the bert processor, Google's Chinese vocabulary), BERT-small
   MLM head runs only at the masked positions, NSP, clipping, foreach AdamW, fed our batches.
 
 Each system runs in its own subprocess per round (benchmarks/_runners/), rounds interleaved (uer,
-UER-py, hf, switches, then again); every round uses the same seed, so rounds repeat the same work and
+UER-py, hf, switches, then the same in reverse order, ...); every round uses the same seed, so rounds repeat the same work and
 their spread is the machine's.  The first ``--warmup`` steps are left out; the ``--steps`` timed steps
 include data loading as a real run has it.  Real tokens (``seg > 0``, no padding) are counted on the
 host batch, the same way for every system (docs/performance.md); UER-py's own log counts padding and is
@@ -38,6 +38,7 @@ batch differ a little: counted, not assumed); ours pads to the batch's longest, 
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--with_compile", action="store_true", help="Add the uer --compile row (slow to compile).")
     p.add_argument("--lm_loss_chunk_size", type=int, default=256,
                    help="The uer_chunk row's chunk (positions); below batch x 15%% of seq_length to take effect.")
+    p.add_argument("--uer_flags", action="append", default=[], metavar="FLAGS",
+                   help="One more uer row with these pretrain.py flags, e.g. --uer_flags '--fused_lm_loss false' "
+                        "(repeatable; runs after --rows).")
     p.add_argument("--threads", type=int, default=0, help="torch threads in every runner (0: torch's default).")
     p.add_argument("--processes_num", type=int, default=2, help="preprocess.py workers (both toolkits).")
     p.add_argument("--work_dir", default=None, help="Keep datasets and run files here (default: a temp dir, removed).")
@@ -127,7 +131,9 @@ def check_args(args, rows: List[str]) -> None:
 def row_specs(args) -> dict:
     """key -> (label, runner file, extra pretrain.py flags)."""
     chunk = str(args.lm_loss_chunk_size)
-    return {"uer": ("uer, fp32", "uer_run.py", []),
+    extra = {f"uer_flags{i + 1}": (f"uer {flags}", "uer_run.py", shlex.split(flags))
+             for i, flags in enumerate(args.uer_flags)}
+    return {**extra, "uer": ("uer, fp32", "uer_run.py", []),
             "uer_py": ("UER-py, fp32", "uer_py_run.py", []),
             "hf": ("transformers loop, MLM head gathered, fp32", "hf_run.py", []),
             "uer_bf16": ("uer --precision bf16 (autocast)", "uer_run.py", ["--precision", "bf16"]),
@@ -245,17 +251,22 @@ def batch_flops(args):
 
 
 def commit() -> str:
+    """HEAD, and whether tracked files differ from it (what ran is then not exactly that commit)."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return head + (f" + uncommitted changes in {len(dirty.splitlines())} tracked file(s)" if dirty else "")
 
 
 def benchmark(args) -> str:
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     if args.with_compile and "uer_compile" not in rows:
         rows.append("uer_compile")
+    rows += [f"uer_flags{i + 1}" for i in range(len(args.uer_flags))]
     check_args(args, rows)
     load_start, started = os.getloadavg(), time.perf_counter()
     specs = row_specs(args)
@@ -274,7 +285,9 @@ def benchmark(args) -> str:
         log(started, f"preprocessed: ours {datasets['uer_s']:.1f} s"
             + (f", UER-py's {datasets['uer_py_s']:.1f} s" if with_py else ""))
         for rnd in range(1, args.rounds + 1):
-            for key in rows:
+            # Even rounds run the rows in reverse (A B C, C B A, ...): a machine whose load drifts
+            # during the run then favours no row by its place in the order.
+            for key in (rows if rnd % 2 else rows[::-1]):
                 row = runs[key]
                 if row.skipped:
                     continue
@@ -307,7 +320,7 @@ def benchmark(args) -> str:
 def header(args, runs: dict, datasets: dict, load_start, started: float) -> str:
     threads = sorted({r["threads"] for row in runs.values() for r in row.rounds})
     load_end = os.getloadavg()
-    cmd = " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    cmd = shlex.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
     lines = [f"## Pretraining throughput: {os.path.basename(args.config)}, batch {args.batch_size} x seq "
              f"{args.seq_length}, {os.path.basename(args.corpus_path)}" + (" (smoke: first lines)" if args.smoke else ""),
              "",
@@ -316,7 +329,8 @@ def header(args, runs: dict, datasets: dict, load_start, started: float) -> str:
              f"{time.strftime('%Y-%m-%d %H:%M')}",
              f"- load average (1/5/15 min) at start {fmt_load(load_start)}, at end {fmt_load(load_end)}; "
              f"{os.cpu_count()} CPUs; wall {time.perf_counter() - started:.0f} s",
-             f"- {args.rounds} round(s), systems interleaved, each run {args.warmup} warm-up + {args.steps} timed steps "
+             f"- {args.rounds} round(s), systems interleaved (even rounds in reverse order), each run {args.warmup} "
+             f"warm-up + {args.steps} timed steps "
              "(data loading included), seed the same every round",
              f"- preprocess.py: ours {datasets['uer_s']:.1f} s"
              + (f", UER-py's {datasets['uer_py_s']:.1f} s (--dynamic_masking: dup_factor 1, as ours)"
