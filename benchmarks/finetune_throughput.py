@@ -14,8 +14,9 @@ is the same run with the encoder's unpadding switch (padding tokens dropped befo
 switch is saved with the model, so its inference runs unpadded too).
 
 Timing comes from the children's own output lines, time-stamped as they arrive (report_steps 1):
-training examples/s counts the examples of steps 2..K over the time from step 1's line to step K's
-(startup, tokenization and step 1's warm-up excluded; dev evaluation and saving after it excluded);
+training examples/s is a step's examples over its time, the median step of 2..K (a burst of another
+process on a shared machine slows a few steps several-fold), and beside it steps 2..K end to end, from
+step 1's line to step K's (startup, tokenization, step 1's warm-up, dev evaluation, saving excluded);
 inference examples/s is the examples over the time from the "predicting" line (printed after reading,
 tokenizing and loading the model) to the prediction file's last write (forward passes + writing).
 Wall seconds per process are shown too.  Dev accuracy is a sanity check that each really trains
@@ -43,8 +44,8 @@ from typing import Dict, List, Tuple
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SYSTEMS = ("ours", "ours-unpad", "uer-py", "transformers")
-STEP_WINDOW_NOTE = ("train ex/s: steps 2..K between the children's step lines; inference ex/s: its startup-over line "
-                    "to the prediction file's last write")
+STEP_WINDOW_NOTE = ("train ex/s: from the children's step lines, the median step of 2..K (the ratios use it) and "
+                    "steps 2..K end to end; inference ex/s: its startup-over line to the prediction file's last write")
 
 
 @dataclass
@@ -71,7 +72,8 @@ class Run:
 
 @dataclass
 class Result:
-    train_ex_s: List[float] = field(default_factory=list)
+    train_ex_s: List[float] = field(default_factory=list)           # from the median step
+    train_overall_ex_s: List[float] = field(default_factory=list)   # steps 2..K end to end
     infer_ex_s: List[float] = field(default_factory=list)
     finetune_wall: List[float] = field(default_factory=list)
     infer_wall: List[float] = field(default_factory=list)
@@ -101,13 +103,17 @@ def step_rows(rows: int, batch_size: int, epochs: int) -> List[int]:
     return ([batch_size] * full + ([rest] if rest else [])) * epochs
 
 
-def train_rate(run: Run, system: System, rows: List[int], log_path: str) -> float:
+def train_rate(run: Run, system: System, rows: List[int], log_path: str) -> Tuple[float, float]:
+    """(examples/s over steps 2..K, examples/s of the median step among them).  The median is what
+    the table shows: on a shared machine another process's burst can slow a few steps five-fold
+    (two OpenMP threads on two busy cores), and the median step is the system's own pace."""
     steps = [t for t, line in run.lines if re.search(system.step_line, line)]
     if len(steps) != len(rows):
         raise RuntimeError(f"{system.name}: {len(steps)} step lines for {len(rows)} steps; see {log_path}")
     if len(steps) < 2:
         raise RuntimeError(f"{system.name}: need at least 2 optimizer steps to time (raise --rows)")
-    return sum(rows[1:]) / (steps[-1] - steps[0])
+    per_step = [n / (b - a) for n, a, b in zip(rows[1:], steps, steps[1:])]
+    return sum(rows[1:]) / (steps[-1] - steps[0]), statistics.median(per_step)
 
 
 def infer_rate(run: Run, system: System, examples: int, prediction_path: str, log_path: str) -> float:
@@ -253,18 +259,19 @@ def print_table(a, results: Dict[str, Result], skipped: List[str], load: Tuple[t
     uer_py, hf = results.get("UER-py"), results.get("transformers")
     print(f"\n### Fine-tuning / inference throughput, BERT-mini ({os.path.basename(a.config)}), "
           f"book_review {sizes['train']} train / {sizes['dev']} dev / {sizes['test']} inference rows\n")
-    print(f"command: `{shlex.join([os.path.relpath(sys.argv[0], os.getcwd())] + sys.argv[1:])}`  ")
+    print(f"command: `{shlex.join(['python', 'benchmarks/finetune_throughput.py'] + a.argv)}`  ")
     print(f"batch {a.batch_size}, seq {a.seq_length}, {a.epochs} epoch(s), lr {a.learning_rate}, warmup {a.warmup}, "
           f"fp32, {a.rounds} round(s) interleaved; median (range)  ")
     print(f"load average before {load[0][0]:.2f} / {load[0][1]:.2f} / {load[0][2]:.2f}, after "
           f"{load[1][0]:.2f} / {load[1][1]:.2f} / {load[1][2]:.2f}; {os.cpu_count()} CPUs; {versions()}  ")
     print(f"{STEP_WINDOW_NOTE}\n")
-    print("| system | train examples/s | inference examples/s | fine-tune process s | inference process s "
-          "| dev accuracy |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| system | train examples/s (median step) | train examples/s (steps 2..K) | inference examples/s "
+          "| fine-tune process s | inference process s | dev accuracy |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
-        print(f"| {name} | {spread(r.train_ex_s)} | {spread(r.infer_ex_s)} | {spread(r.finetune_wall, '{:.0f}')} "
-              f"| {spread(r.infer_wall, '{:.0f}')} | {spread(r.dev_accuracy, '{:.3f}')} |")
+        print(f"| {name} | {spread(r.train_ex_s)} | {spread(r.train_overall_ex_s)} | {spread(r.infer_ex_s)} "
+              f"| {spread(r.finetune_wall, '{:.0f}')} | {spread(r.infer_wall, '{:.0f}')} "
+              f"| {spread(r.dev_accuracy, '{:.3f}')} |")
     refs = [(name, ref) for name, ref in (("UER-py", uer_py), ("transformers", hf)) if ref is not None]
     ours = [(name, r) for name, r in results.items() if name.startswith("ours")]
     if ours and refs:
@@ -298,6 +305,7 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true",
                    help="ours + transformers, 48 train / 16 dev / 16 inference rows, batch 16, seq 32, 1 round")
     a = p.parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)      # shown in the table's header
     if a.smoke:
         a.systems, a.rounds, a.rows, a.dev_rows, a.infer_rows = "ours,transformers", 1, 48, 16, 16
         a.batch_size, a.seq_length = 16, 32
@@ -365,7 +373,9 @@ def _run(a, work: str, vocab: str, skipped: List[str]) -> Dict[str, Result]:
                     tail = "\n".join(line for _, line in run.lines[-15:])
                     raise SystemExit(f"{system.name} {kind} failed (exit {run.rc}):\n{tail}")
                 if kind == "finetune":
-                    r.train_ex_s.append(train_rate(run, system, rows, log))
+                    overall, median_step = train_rate(run, system, rows, log)
+                    r.train_ex_s.append(median_step)
+                    r.train_overall_ex_s.append(overall)
                     r.finetune_wall.append(run.wall_s)
                     r.dev_accuracy.append(dev_accuracy(run, system))
                 else:

@@ -37,7 +37,8 @@ def test_smoke_prints_the_table_for_ours_and_transformers(capsys, tmp_path):
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "ours" in rows and "transformers" in rows and "UER-py" not in rows
     assert re.search(r"\| ours / transformers \| \d+\.\d\dx \| \d+\.\d\dx \|", text)
-    for key in ("command: `", "load average before", "torch ", "transformers ", "48 train / 16 dev / 16 inference"):
+    for key in ("command: `python benchmarks/finetune_throughput.py --smoke", "load average before", "torch ",
+                "transformers ", "48 train / 16 dev / 16 inference"):
         assert key in text
     # each system's own logs are kept in the work folder; its predictions cover every inference row
     assert (tmp_path / "ours.round1.finetune.log").is_file()
