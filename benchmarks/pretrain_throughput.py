@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=2, help="Untimed steps at the start of each run (>= 1).")
     p.add_argument("--steps", type=int, default=4, help="Timed steps per run.")
     p.add_argument("--rows", default="uer,uer_py,hf,uer_bf16,uer_unpad,uer_chunk",
-                   help="Comma-separated, in running order: uer, uer_py, hf, uer_bf16, uer_unpad, uer_chunk, "
+                   help="Comma-separated, in running order: uer, uer_py, hf, uer_bf16, hf_bf16, uer_unpad, uer_chunk, "
                         "uer_compile (the last also with --with_compile).")
     p.add_argument("--with_compile", action="store_true", help="Add the uer --compile row (slow to compile).")
     p.add_argument("--lm_loss_chunk_size", type=int, default=256,
@@ -136,6 +136,7 @@ def row_specs(args) -> dict:
     return {**extra, "uer": ("uer, fp32", "uer_run.py", []),
             "uer_py": ("UER-py, fp32", "uer_py_run.py", []),
             "hf": ("transformers loop, MLM head gathered, fp32", "hf_run.py", []),
+            "hf_bf16": ("transformers loop, MLM head gathered, bf16 autocast", "hf_run.py", ["--precision", "bf16"]),
             "uer_bf16": ("uer --precision bf16 (autocast)", "uer_run.py", ["--precision", "bf16"]),
             "uer_unpad": ("uer --unpad", "uer_run.py", ["--unpad"]),
             "uer_chunk": (f"uer --lm_loss_chunk_size {chunk}", "uer_run.py", ["--lm_loss_chunk_size", chunk]),
@@ -273,8 +274,9 @@ def benchmark(args) -> str:
     runs = {key: RowRuns(key, specs[key][0]) for key in rows}
     if UER_PY_KEY in runs:
         runs[UER_PY_KEY].skipped = uer_py_skip_reason(args)
-    if HF_KEY in runs:
-        runs[HF_KEY].skipped = hf_skip_reason()
+    for key in (HF_KEY, "hf_bf16"):
+        if key in runs:
+            runs[key].skipped = hf_skip_reason()
     work = args.work_dir or tempfile.mkdtemp(prefix="pretrain_throughput_")
     os.makedirs(work, exist_ok=True)
     try:

@@ -9,6 +9,8 @@ pooled output, cross-entropy, backward, gradient clipping at 1.0, foreach AdamW 
 but not on biases and LayerNorm), a linear warm-up/decay schedule — the work our Trainer does.
 Batches come from our dataset, collator (dynamic masking) and the Trainer's DataLoader settings
 (one worker, prefetch 4), and real tokens are the collator's ``tokens`` field, as for ours.
+``--precision bf16`` in the spec's args runs forward and loss under bf16 autocast (fp32 weights), as
+our ``pretrain.py --precision bf16`` does.
 """
 
 import json
@@ -77,17 +79,20 @@ def main() -> None:
     hf.train()
     optimizer, scheduler = optimizer_for(hf, spec["learning_rate"], clock.total)
     vocab_size, hidden = hf.config.vocab_size, hf.config.hidden_size
+    args = spec.get("args", [])
+    bf16 = "--precision" in args and args[args.index("--precision") + 1] == "bf16"
     for _ in range(clock.total):
         batch = next(batches)
         src, seg = batch["src"], batch["seg"]
         clock.batch(batch["tokens"], src.size(1))
         positions, labels = batch["mlm_positions"], batch["mlm_labels"]
-        out = hf.bert(input_ids=src, attention_mask=(seg > 0).long(), token_type_ids=(seg == 2).long())
-        sequence, pooled = out[0], out[1]
-        picked = sequence.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden))
-        mlm_logits = hf.cls.predictions(picked)
-        loss = F.cross_entropy(mlm_logits.reshape(-1, vocab_size), labels.reshape(-1), ignore_index=-100) \
-            + F.cross_entropy(hf.cls.seq_relationship(pooled), batch["sp_labels"])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = hf.bert(input_ids=src, attention_mask=(seg > 0).long(), token_type_ids=(seg == 2).long())
+            sequence, pooled = out[0], out[1]
+            picked = sequence.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden))
+            mlm_logits = hf.cls.predictions(picked)
+            loss = F.cross_entropy(mlm_logits.reshape(-1, vocab_size).float(), labels.reshape(-1), ignore_index=-100) \
+                + F.cross_entropy(hf.cls.seq_relationship(pooled).float(), batch["sp_labels"])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(hf.parameters(), 1.0, foreach=True)
         optimizer.step()
