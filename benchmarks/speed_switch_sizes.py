@@ -7,8 +7,8 @@ and forward hooks count the tokens that go through each layer's feed-forward; th
 from the counts (dense: 2 x matrix parameters per token; attention 4 x H x keys per query: L padded,
 the batch's longest on the SDPA grid, the sequence's own length with flash-attn's varlen kernel).
 
-lm_loss_chunk_size: an LM head (--positions x the vocabulary's rows x --hidden) forward + backward,
-plain and chunked: the largest tensor any op returns (at least the weight's gradient, which any
+fused_lm_loss / lm_loss_chunk_size: an LM head (--positions x the vocabulary's rows x --hidden) forward +
+backward, plain and fused (whole, chunked): the largest tensor any op returns (at least the weight's gradient, which any
 path makes), and the activation bytes autograd keeps saved between forward and backward
 (saved_tensors_hooks; the hidden states and the weight themselves not counted).  torch's CPU
 allocator keeps no peak statistics and tracemalloc does not see its buffers, so these two are what
@@ -126,7 +126,7 @@ def chunked_sizes(args, vocab_rows: int, vocab_size: int):
     def plain():
         logits = F.linear(hidden, weight)[:, :vocab_size]
         return F.cross_entropy(logits.float(), labels)
-    out = {0: saved_bytes(plain, (hidden, weight))}
+    out = {"plain": saved_bytes(plain, (hidden, weight))}
     for chunk in args.chunks:
         out[chunk] = saved_bytes(lambda: vocab_cross_entropy(hidden, weight, None, labels, vocab_size, chunk)[0],
                                  (hidden, weight))
@@ -143,7 +143,8 @@ def main():
     p.add_argument("--batches", type=int, default=8)
     p.add_argument("--positions", type=int, default=2048, help="LM positions per step for the loss sizes")
     p.add_argument("--hidden", type=int, default=128, help="hidden size of the LM head for the loss sizes")
-    p.add_argument("--chunks", type=int, nargs="+", default=[128, 512])
+    p.add_argument("--chunks", type=int, nargs="+", default=[0, 128, 512],
+                   help="lm_loss_chunk_size values of the fused loss (0: all positions at once)")
     args = p.parse_args()
     args.corpus = args.corpus or os.path.join(args.data_dir, "zh/chnsenticorp/train.tsv")
     vocab = Vocab.load(os.path.join(args.data_dir, "vocab/google_zh_vocab.txt"))
@@ -162,11 +163,12 @@ def main():
 
     rows = int(-(-len(vocab) // 64) * 64)
     sizes = chunked_sizes(args, rows, len(vocab))
-    print(f"## lm_loss_chunk_size: {args.positions} positions x vocab {len(vocab)} ({rows} rows) x hidden {args.hidden}, "
-          "forward + backward\n")
-    print("| chunk | loss | saved for backward (MB) | largest tensor (MB) |\n|---|---:|---:|---:|")
+    print(f"## fused_lm_loss / lm_loss_chunk_size: {args.positions} positions x vocab {len(vocab)} ({rows} rows) x "
+          f"hidden {args.hidden}, forward + backward\n")
+    print("| loss | loss value | saved for backward (MB) | largest tensor (MB) |\n|---|---:|---:|---:|")
     for chunk, (loss, saved, largest) in sizes.items():
-        print(f"| {chunk or 'off'} | {float(loss):.6f} | {saved / 2**20:.1f} | {largest / 2**20:.1f} |")
+        name = "plain (fused_lm_loss false)" if chunk == "plain" else f"fused, chunk {chunk or 'all'}"
+        print(f"| {name} | {float(loss):.6f} | {saved / 2**20:.1f} | {largest / 2**20:.1f} |")
 
 
 if __name__ == "__main__":
