@@ -23,28 +23,13 @@ import os
 
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from uer.config import load_config
 from uer.data.tokenizers import BertTokenizer
 from uer.data.vocab import Vocab
 from uer.models import build_model
 from uer.targets.vocab_loss import vocab_cross_entropy
-
-
-class LargestTensor(TorchDispatchMode):
-    """Bytes of the largest tensor any aten op returns while active."""
-
-    def __init__(self):
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in (out if isinstance(out, (tuple, list)) else (out,)):
-            if isinstance(t, torch.Tensor):
-                self.largest = max(self.largest, t.numel() * t.element_size())
-        return out
+from uer.tools.largest_tensor import LargestTensor
 
 
 def read_rows(path: str, tokenizer: BertTokenizer, seq_length: int, count: int):

@@ -6,32 +6,15 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from uer.config import config_from_dict
 from uer.errors import ConfigError
 from uer.models import build_model
-from uer.targets.vocab_loss import vocab_cross_entropy
 from uer.targets.metrics import accuracy
+from uer.targets.vocab_loss import vocab_cross_entropy
+from uer.tools.largest_tensor import LargestTensor
 
 VOCAB = 100       # padded to 128 rows
-
-
-class LargestTensor(TorchDispatchMode):
-    """The bytes of the largest tensor any aten op returns, forward and backward.  torch's CPU
-    allocator keeps no statistics (tracemalloc does not see its buffers), so we watch every op
-    output instead: the (positions, vocab) logits and their gradient are the step's largest."""
-
-    def __init__(self):
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in (out if isinstance(out, (tuple, list)) else (out,)):
-            if isinstance(t, torch.Tensor):
-                self.largest = max(self.largest, t.numel() * t.element_size())
-        return out
 
 
 def plain(hidden, weight, bias, labels):
