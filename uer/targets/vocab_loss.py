@@ -31,9 +31,15 @@ IGNORE_INDEX = -100
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The autocast dtype when autocast is on for t's device, else t's own dtype."""
     device = t.device.type
-    if torch.is_autocast_enabled(device):
-        return torch.get_autocast_dtype(device)
+    if hasattr(torch, "get_autocast_dtype"):          # torch >= 2.4
+        if torch.is_autocast_enabled(device):
+            return torch.get_autocast_dtype(device)
+    elif device == "cpu" and torch.is_autocast_cpu_enabled():
+        return torch.get_autocast_cpu_dtype()
+    elif device == "cuda" and torch.is_autocast_enabled():
+        return torch.get_autocast_gpu_dtype()
     return t.dtype
 
 
