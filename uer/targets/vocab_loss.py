@@ -61,49 +61,57 @@ def _chunk(h: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], labels: 
     return logits, total, lse - picked, correct
 
 
+def _loss_and_gradients(hidden, weight, bias, labels, vocab_size: int, chunk_size: int,
+                        need_h: bool, need_w: bool, need_b: bool):
+    """The mean loss over the valid positions, the number of correct predictions, and the gradients
+    of the mean loss asked for (None otherwise), chunk by chunk of ``chunk_size`` positions."""
+    cd = _compute_dtype(hidden)
+    with torch.autocast(hidden.device.type, enabled=False):
+        h_all, w = hidden.to(cd), weight.to(cd)
+        b = bias.to(cd) if bias is not None else None
+        count = (labels != IGNORE_INDEX).sum()
+        inv = 1.0 / count.float()                 # inf when nothing is predicted -> NaN loss, as plain
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_w = grad_b = None          # fp32 sums over the chunks
+        loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        correct = torch.zeros((), dtype=torch.long, device=hidden.device)
+        n = hidden.size(0)
+        step = chunk_size or n
+        for start in range(0, n, step):
+            h, y = h_all[start:start + step], labels[start:start + step]
+            probs, total, row_loss, right = _chunk(h, w, b, y, vocab_size)
+            keep = (y != IGNORE_INDEX).float()
+            loss += (row_loss * keep).sum()
+            correct += right
+            if not (need_h or need_w or need_b):
+                continue
+            # d(mean loss)/d(logits) = (softmax - one_hot) * keep / count, in place over exp(...)
+            grad = probs.mul_(keep.unsqueeze(1) * inv / total)
+            grad.scatter_add_(1, y.clamp(min=0).unsqueeze(1), -(keep * inv).unsqueeze(1))
+            g = grad.to(cd)
+            if need_h:
+                grad_h[start:start + step] = g @ w
+            if need_w:
+                part = (g.t() @ h).float()
+                grad_w = part if grad_w is None else grad_w.add_(part)
+            if need_b:
+                part = grad.sum(0)
+                grad_b = part if grad_b is None else grad_b.add_(part)
+    return loss * inv, correct, grad_h, grad_w, grad_b
+
+
 class _FusedVocabLoss(torch.autograd.Function):
-    """Forward computes the summed loss over the valid positions divided by their count, and the
-    gradients of that mean; backward scales them by the incoming gradient."""
+    """Forward computes the mean loss and its gradients; backward scales them by the incoming gradient."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, labels, vocab_size: int, chunk_size: int):
-        cd = _compute_dtype(hidden)
-        with torch.autocast(hidden.device.type, enabled=False):
-            h_all, w = hidden.to(cd), weight.to(cd)
-            b = bias.to(cd) if bias is not None else None
-            need_h, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], \
-                bias is not None and ctx.needs_input_grad[2]
-            count = (labels != IGNORE_INDEX).sum()
-            inv = 1.0 / count.float()                 # inf when nothing is predicted -> NaN loss, as plain
-            grad_h = torch.empty_like(hidden) if need_h else None
-            grad_w = grad_b = None          # fp32 sums over the chunks
-            loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
-            correct = torch.zeros((), dtype=torch.long, device=hidden.device)
-            n = hidden.size(0)
-            step = chunk_size or n
-            for start in range(0, n, step):
-                h, y = h_all[start:start + step], labels[start:start + step]
-                probs, total, row_loss, right = _chunk(h, w, b, y, vocab_size)
-                keep = (y != IGNORE_INDEX).float()
-                loss += (row_loss * keep).sum()
-                correct += right
-                # d(mean loss)/d(logits) = (softmax - one_hot) * keep / count, in place over exp(...)
-                scale = keep.unsqueeze(1) * inv / total
-                grad = probs.mul_(scale)
-                grad.scatter_add_(1, y.clamp(min=0).unsqueeze(1), -(keep * inv).unsqueeze(1))
-                g = grad.to(cd)
-                if need_h:
-                    grad_h[start:start + step] = g @ w
-                if need_w:
-                    part = (g.t() @ h).float()
-                    grad_w = part if grad_w is None else grad_w.add_(part)
-                if need_b:
-                    part = grad.sum(0)
-                    grad_b = part if grad_b is None else grad_b.add_(part)
+        need = ctx.needs_input_grad
+        loss, correct, grad_h, grad_w, grad_b = _loss_and_gradients(
+            hidden, weight, bias, labels, vocab_size, chunk_size, need[0], need[1], bias is not None and need[2])
         ctx.save_for_backward(grad_h, grad_w, grad_b)
         ctx.dtypes = (weight.dtype, bias.dtype if bias is not None else None)
         ctx.mark_non_differentiable(correct)
-        return loss * inv, correct
+        return loss, correct
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_correct):
@@ -128,24 +136,8 @@ def vocab_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: Option
     if tracked:
         loss, correct = _FusedVocabLoss.apply(hidden, weight, bias, labels, vocab_size, chunk_size)
     else:
-        loss, correct = _forward_only(hidden, weight, bias, labels, vocab_size, chunk_size)
+        with torch.no_grad():       # evaluation: the same loss and count, no gradients formed
+            loss, correct, *_ = _loss_and_gradients(hidden, weight, bias, labels, vocab_size, chunk_size,
+                                                    False, False, False)
     valid = (labels != IGNORE_INDEX).sum()
     return loss, correct.float() / valid.clamp(min=1).float()
-
-
-@torch.no_grad()
-def _forward_only(hidden, weight, bias, labels, vocab_size, chunk_size):
-    """Evaluation: the same loss and count, no gradients formed."""
-    cd = _compute_dtype(hidden)
-    with torch.autocast(hidden.device.type, enabled=False):
-        w = weight.to(cd)
-        b = bias.to(cd) if bias is not None else None
-        loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        correct = torch.zeros((), dtype=torch.long, device=hidden.device)
-        step = chunk_size or hidden.size(0)
-        for start in range(0, hidden.size(0), step):
-            y = labels[start:start + step]
-            _, _, row_loss, right = _chunk(hidden[start:start + step].to(cd), w, b, y, vocab_size)
-            loss += (row_loss * (y != IGNORE_INDEX).float()).sum()
-            correct += right
-    return loss / (labels != IGNORE_INDEX).sum().float(), correct
